@@ -1,0 +1,1 @@
+"""SockJS-compatible real-time server for aiohttp."""
