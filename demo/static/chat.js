@@ -1,0 +1,706 @@
+/*
+ * sockjs-server chat: the browser side.
+ *
+ * STOMP over SockJS (@stomp/stompjs over sockjs-client).  Destinations:
+ *   SUBSCRIBE /topic/room.<room>      room events: message, presence
+ *   SUBSCRIBE /app/room.<room>        one reply: {type: "snapshot", members, history}; joins the room
+ *   SUBSCRIBE /app/rooms              one reply: the room directory
+ *   SUBSCRIBE /topic/rooms            room directory updates
+ *   SUBSCRIBE /user/queue/private     private messages, sent and received
+ *   SUBSCRIBE /user/queue/errors      errors caused by this user's requests
+ *   SEND      /app/say       {room, text}
+ *   SEND      /app/leave     {room}
+ *   SEND      /app/private   {to, text}
+ *   SEND      /app/ping      with a receipt header: the receipt measures the round trip
+ * The nickname is the STOMP `login` header; the server stamps it on everything sent.
+ */
+(function () {
+  'use strict';
+
+  var boot = window.CHAT_BOOT;
+  var SockJS = window.SockJS;
+  var StompJs = window.StompJs;
+  var $ = function (id) { return document.getElementById(id); };
+
+  var TRANSPORT_LABELS = {
+    auto: 'Automatic (best available)',
+    websocket: 'WebSocket',
+    'xhr-streaming': 'XHR streaming',
+    eventsource: 'EventSource',
+    'iframe-eventsource': 'EventSource in iframe',
+    htmlfile: 'htmlfile',
+    'iframe-htmlfile': 'htmlfile in iframe',
+    'xhr-polling': 'XHR polling',
+    'iframe-xhr-polling': 'XHR polling in iframe',
+    'jsonp-polling': 'JSONP polling'
+  };
+  var PING_INTERVAL_MS = 5000;
+  var DEFAULT_ROOM = 'lobby';
+
+  var state = {
+    nick: '',
+    client: null,
+    sock: null,
+    connected: false,
+    everConnected: false,
+    attempts: 0,
+    rtt: null,
+    pingSeq: 0,
+    pingTimer: null,
+    rooms: new Map(),      // room -> {messages, ids, members, unread, subs}
+    dms: new Map(),        // peer -> {messages, ids, unread}
+    directory: [],         // [{name, members}]
+    active: null,          // {kind: 'room'|'dm', name}
+    globalSubs: []
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  function normalizeRoom(name) {
+    return String(name || '').trim().toLowerCase()
+      .replace(/^#/, '').replace(/\s+/g, '-').replace(/[^a-z0-9_-]/g, '').slice(0, 32);
+  }
+
+  function cleanNick(nick) {
+    // eslint-disable-next-line no-control-regex
+    return String(nick || '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 24);
+  }
+
+  function store(key, value) {
+    try { window.localStorage.setItem('sockjs-chat.' + key, value); } catch (e) { /* private mode */ }
+  }
+
+  function hue(text) {
+    var h = 0;
+    for (var i = 0; i < text.length; i++) { h = (h * 31 + text.charCodeAt(i)) % 360; }
+    return h;
+  }
+
+  function avatar(el, nick) {
+    el.textContent = (Array.from(nick)[0] || '?').toUpperCase();
+    el.style.setProperty('--avatar-hue', hue(nick));
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function timeOf(ts) {
+    var d = ts ? new Date(ts * 1000) : new Date();
+    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
+
+  function parse(frame) {
+    try { return JSON.parse(frame.body); } catch (e) { return null; }
+  }
+
+  function send(destination, payload, headers) {
+    if (!state.client || !state.connected) { return false; }
+    state.client.publish({
+      destination: destination,
+      body: JSON.stringify(payload),
+      headers: Object.assign({ 'content-type': 'application/json' }, headers || {})
+    });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- welcome
+
+  function fillTransportSelect(select, value) {
+    select.textContent = '';
+    ['auto'].concat(boot.transports).forEach(function (name) {
+      var option = el('option', '', TRANSPORT_LABELS[name] + (name === 'auto' ? '' : '  ·  ' + name));
+      option.value = name;
+      select.appendChild(option);
+    });
+    select.value = value;
+  }
+
+  function settingsUrl(nick, room, transport, legacy) {
+    var params = new URLSearchParams();
+    if (nick) { params.set('nick', nick); }
+    if (room) { params.set('room', room); }
+    params.set('transport', transport);
+    if (legacy) { params.set('legacy', '1'); }
+    var endpointParam = new URLSearchParams(window.location.search).get('endpoint');
+    if (endpointParam) { params.set('endpoint', endpointParam); }
+    return window.location.pathname + '?' + params.toString();
+  }
+
+  function setupWelcome() {
+    fillTransportSelect($('transport-select'), boot.transport);
+    $('legacy-input').checked = boot.legacy;
+    $('nick-input').value = boot.nick;
+    $('room-input').value = boot.room || '';
+    $('lib-versions').textContent = 'sockjs-client ' + SockJS.version + ' · @stomp/stompjs 7';
+    $('welcome-form').addEventListener('submit', function (event) {
+      event.preventDefault();
+      var nick = cleanNick($('nick-input').value);
+      if (!nick) { $('nick-input').focus(); return; }
+      var room = normalizeRoom($('room-input').value) || DEFAULT_ROOM;
+      var transport = $('transport-select').value;
+      var legacy = $('legacy-input').checked;
+      store('nick', nick);
+      store('transport', transport);
+      store('legacy', legacy ? '1' : '0');
+      if (legacy !== boot.legacy) {
+        // The switch only works before sockjs-client loads: reload with it applied.
+        window.location.assign(settingsUrl(nick, room, transport, legacy));
+        return;
+      }
+      boot.transport = transport;
+      start(nick, room);
+    });
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  function setStatus(status, text) {
+    $('status').dataset.status = status;
+    $('status-text').textContent = text;
+    document.getElementById('app').dataset.connection = status;
+  }
+
+  function showBanner(kind, text, action) {
+    var banner = $('banner');
+    banner.hidden = false;
+    banner.dataset.kind = kind;
+    $('banner-text').textContent = text;
+    $('banner-action').hidden = !action;
+  }
+
+  function hideBanner() { $('banner').hidden = true; }
+
+  function transportLabel() {
+    return state.sock && state.sock.transport ? state.sock.transport : '–';
+  }
+
+  function start(nick, room) {
+    state.nick = nick;
+    document.getElementById('app').dataset.state = 'chat';
+    $('me-nick').textContent = nick;
+    avatar($('me-avatar'), nick);
+    joinRoom(room, true);
+
+    var options = boot.transport === 'auto' ? {} : { transports: [boot.transport] };
+    var client = new StompJs.Client({
+      webSocketFactory: function () {
+        var sock = new SockJS(boot.endpoint, null, options);
+        state.sock = sock;
+        return sock;
+      },
+      connectHeaders: { login: nick, passcode: '' },
+      reconnectDelay: 1000,
+      maxReconnectDelay: 15000,
+      reconnectTimeMode: StompJs.ReconnectionTimeMode.EXPONENTIAL,
+      connectionTimeout: 20000,
+      heartbeatIncoming: 20000,
+      heartbeatOutgoing: 20000,
+      debug: function () {}
+    });
+    state.client = client;
+
+    client.beforeConnect = function () {
+      state.attempts += 1;
+      if (state.everConnected) {
+        setStatus('reconnecting', 'Reconnecting…');
+        showBanner('warning', 'Connection lost. Reconnecting (attempt ' + state.attempts + ')…', true);
+      } else {
+        setStatus('connecting', state.attempts > 1 ? 'Connecting (attempt ' + state.attempts + ')…' : 'Connecting…');
+      }
+    };
+    client.onConnect = onConnect;
+    client.onStompError = function (frame) {
+      var message = frame.headers.message || 'The server refused the connection';
+      setStatus('error', 'Error');
+      showBanner('error', message + (frame.body ? ': ' + frame.body : ''), true);
+    };
+    client.onWebSocketClose = function (event) {
+      var wasConnected = state.connected;
+      state.connected = false;
+      stopPing();
+      state.globalSubs = [];
+      state.rooms.forEach(function (room) { room.subs = []; });
+      renderComposer();
+      if (wasConnected || state.everConnected) {
+        setStatus('reconnecting', 'Reconnecting…');
+        showBanner('warning', 'Connection lost' + (event && event.reason ? ' (' + event.reason + ')' : '') +
+          '. Reconnecting automatically…', true);
+      } else {
+        setStatus('error', 'Cannot connect');
+        showBanner('error', 'Cannot connect over ' + TRANSPORT_LABELS[boot.transport] +
+          (event && event.reason ? ' (' + event.reason + ')' : '') + '. Retrying…', true);
+      }
+    };
+    client.activate();
+  }
+
+  function reconnectNow() {
+    var client = state.client;
+    if (!client) { return; }
+    client.deactivate().then(function () { client.activate(); });
+  }
+
+  function onConnect() {
+    var client = state.client;
+    state.connected = true;
+    state.everConnected = true;
+    state.attempts = 0;
+    hideBanner();
+    setStatus('connected', 'Connected');
+    $('transport-name').textContent = transportLabel();
+    document.getElementById('app').dataset.transport = transportLabel();
+
+    state.globalSubs = [
+      client.subscribe('/user/queue/private', onPrivate),
+      client.subscribe('/user/queue/errors', function (frame) {
+        var body = parse(frame);
+        notice(body && body.error ? body.error : frame.body, 'error');
+      }),
+      client.subscribe('/topic/rooms', onDirectory),
+      client.subscribe('/app/rooms', onDirectory)
+    ];
+    state.rooms.forEach(function (room, name) { subscribeRoom(name); });
+    renderAll();
+    startPing();
+  }
+
+  // ---------------------------------------------------------------- round trip
+
+  function ping() {
+    if (!state.connected) { return; }
+    var id = 'ping-' + (++state.pingSeq);
+    var started = performance.now();
+    state.client.watchForReceipt(id, function () {
+      state.rtt = performance.now() - started;
+      $('rtt').textContent = state.rtt < 10 ? state.rtt.toFixed(1) + ' ms' : Math.round(state.rtt) + ' ms';
+    });
+    send('/app/ping', {}, { receipt: id });
+  }
+
+  function startPing() {
+    stopPing();
+    ping();
+    state.pingTimer = window.setInterval(ping, PING_INTERVAL_MS);
+  }
+
+  function stopPing() {
+    if (state.pingTimer) { window.clearInterval(state.pingTimer); state.pingTimer = null; }
+  }
+
+  // ---------------------------------------------------------------- rooms
+
+  function roomState(name) {
+    var room = state.rooms.get(name);
+    if (!room) {
+      room = { messages: [], ids: new Set(), members: [], unread: 0, subs: [] };
+      state.rooms.set(name, room);
+    }
+    return room;
+  }
+
+  function joinRoom(name, activate) {
+    name = normalizeRoom(name);
+    if (!name) { return; }
+    var isNew = !state.rooms.has(name);
+    roomState(name);
+    if (isNew && state.connected) { subscribeRoom(name); }
+    if (activate) { setActive({ kind: 'room', name: name }); }
+    renderAll();
+  }
+
+  function subscribeRoom(name) {
+    var room = roomState(name);
+    var client = state.client;
+    room.subs = [
+      client.subscribe('/topic/room.' + name, function (frame) { onRoomEvent(name, parse(frame)); }),
+      // Subscribing to the /app destination joins the room; the reply is the snapshot.
+      client.subscribe('/app/room.' + name, function (frame) { onSnapshot(name, parse(frame)); })
+    ];
+  }
+
+  function leaveRoom(name) {
+    var room = state.rooms.get(name);
+    if (!room) { return; }
+    room.subs.forEach(function (sub) { try { sub.unsubscribe(); } catch (e) { /* closed */ } });
+    send('/app/leave', { room: name });
+    state.rooms.delete(name);
+    if (state.active && state.active.kind === 'room' && state.active.name === name) {
+      var next = state.rooms.keys().next();
+      setActive(next.done ? null : { kind: 'room', name: next.value });
+    }
+    renderAll();
+  }
+
+  function addMessage(conv, message) {
+    if (message.id && conv.ids.has(message.id)) { return false; }
+    if (message.id) { conv.ids.add(message.id); }
+    conv.messages.push(message);
+    if (conv.messages.length > 500) { conv.messages.splice(0, conv.messages.length - 500); }
+    return true;
+  }
+
+  function isActive(kind, name) {
+    return state.active && state.active.kind === kind && state.active.name === name;
+  }
+
+  function onSnapshot(name, body) {
+    if (!body || !state.rooms.has(name)) { return; }
+    var room = roomState(name);
+    room.members = body.members || [];
+    var history = body.history || [];
+    // History on join; after a reconnect only what was missed is added.
+    var fresh = history.filter(function (m) { return !m.id || !room.ids.has(m.id); });
+    if (fresh.length) {
+      fresh.forEach(function (m) { if (m.id) { room.ids.add(m.id); } });
+      room.messages = fresh.concat(room.messages).sort(function (a, b) { return (a.ts || 0) - (b.ts || 0); });
+    }
+    renderAll();
+  }
+
+  function onRoomEvent(name, body) {
+    if (!body || !state.rooms.has(name)) { return; }
+    var room = roomState(name);
+    if (body.type === 'message') {
+      if (addMessage(room, body) && !isActive('room', name)) { room.unread += 1; }
+    } else if (body.type === 'presence') {
+      room.members = body.members || room.members;
+      if (body.joined && body.joined !== state.nick) {
+        addMessage(room, { type: 'system', text: body.joined + ' joined', ts: body.ts });
+      } else if (body.left && body.left !== state.nick) {
+        addMessage(room, { type: 'system', text: body.left + ' left', ts: body.ts });
+      }
+    }
+    renderAll();
+  }
+
+  function onDirectory(frame) {
+    var body = parse(frame);
+    if (body && Array.isArray(body.rooms)) {
+      state.directory = body.rooms;
+      renderDirectory();
+    }
+  }
+
+  // ---------------------------------------------------------------- private messages
+
+  function dmState(peer) {
+    var conv = state.dms.get(peer);
+    if (!conv) {
+      conv = { messages: [], ids: new Set(), unread: 0 };
+      state.dms.set(peer, conv);
+    }
+    return conv;
+  }
+
+  function onPrivate(frame) {
+    var body = parse(frame);
+    if (!body) { return; }
+    var peer = body.from === state.nick ? body.to : body.from;
+    var conv = dmState(peer);
+    if (addMessage(conv, body) && !isActive('dm', peer)) { conv.unread += 1; }
+    renderAll();
+  }
+
+  function openDm(peer) {
+    if (!peer || peer === state.nick) { return; }
+    dmState(peer);
+    setActive({ kind: 'dm', name: peer });
+    renderAll();
+    closeDrawers();
+    $('message-input').focus();
+  }
+
+  function notice(text, kind) {
+    var conv = activeConversation();
+    if (conv) {
+      addMessage(conv, { type: 'system', kind: kind || 'info', text: text });
+      renderMessages();
+    }
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function activeConversation() {
+    if (!state.active) { return null; }
+    return state.active.kind === 'room' ? state.rooms.get(state.active.name) : state.dms.get(state.active.name);
+  }
+
+  function setActive(active) {
+    state.active = active;
+    var conv = activeConversation();
+    if (conv) { conv.unread = 0; }
+  }
+
+  function renderAll() {
+    renderNav();
+    renderDirectory();
+    renderHeader();
+    renderMembers();
+    renderMessages();
+    renderComposer();
+  }
+
+  function navItem(label, prefix, unread, selected, onClick, extra) {
+    var li = el('li', 'nav-item' + (selected ? ' selected' : ''));
+    var button = el('button', 'nav-link');
+    button.type = 'button';
+    button.appendChild(el('span', 'nav-prefix', prefix));
+    button.appendChild(el('span', 'nav-label', label));
+    if (unread) { button.appendChild(el('span', 'badge', String(unread))); }
+    button.addEventListener('click', onClick);
+    li.appendChild(button);
+    if (extra) { li.appendChild(extra); }
+    return li;
+  }
+
+  function renderNav() {
+    var list = $('room-list');
+    list.textContent = '';
+    state.rooms.forEach(function (room, name) {
+      var leave = el('button', 'nav-close', '×');
+      leave.type = 'button';
+      leave.title = 'Leave #' + name;
+      leave.setAttribute('aria-label', 'Leave #' + name);
+      leave.addEventListener('click', function () { leaveRoom(name); });
+      var item = navItem(name, '#', room.unread, isActive('room', name), function () {
+        setActive({ kind: 'room', name: name });
+        renderAll();
+        closeDrawers();
+      }, leave);
+      item.dataset.room = name;
+      list.appendChild(item);
+    });
+    var dmList = $('dm-list');
+    dmList.textContent = '';
+    if (!state.dms.size) {
+      dmList.appendChild(el('li', 'muted small empty', 'Click a member to message them privately.'));
+    }
+    state.dms.forEach(function (conv, peer) {
+      var item = navItem(peer, '@', conv.unread, isActive('dm', peer), function () { openDm(peer); });
+      item.dataset.peer = peer;
+      dmList.appendChild(item);
+    });
+    var unread = 0;
+    state.rooms.forEach(function (r) { unread += r.unread; });
+    state.dms.forEach(function (c) { unread += c.unread; });
+    document.title = (unread ? '(' + unread + ') ' : '') + 'sockjs-server chat';
+  }
+
+  function renderDirectory() {
+    var list = $('directory-list');
+    list.textContent = '';
+    var others = state.directory.filter(function (r) { return !state.rooms.has(r.name); });
+    if (!others.length) {
+      list.appendChild(el('li', 'muted small empty', 'No other active rooms.'));
+    }
+    others.forEach(function (r) {
+      var count = el('span', 'count', String(r.members));
+      var item = navItem(r.name, '#', 0, false, function () { joinRoom(r.name, true); closeDrawers(); }, count);
+      item.dataset.room = r.name;
+      list.appendChild(item);
+    });
+  }
+
+  function renderHeader() {
+    var title = $('conversation-title');
+    var subtitle = $('conversation-subtitle');
+    var leave = $('leave-button');
+    var active = state.active;
+    if (!active) {
+      title.textContent = 'No room';
+      subtitle.textContent = 'Join a room from the list.';
+      leave.hidden = true;
+    } else if (active.kind === 'room') {
+      var room = state.rooms.get(active.name);
+      var n = room ? room.members.length : 0;
+      title.textContent = '#' + active.name;
+      subtitle.textContent = n === 1 ? '1 member online' : n + ' members online';
+      leave.hidden = false;
+    } else {
+      title.textContent = '@' + active.name;
+      subtitle.textContent = 'Private conversation';
+      leave.hidden = true;
+    }
+    $('message-input').placeholder = active ? 'Message ' + title.textContent : 'Join a room to chat';
+  }
+
+  function renderMembers() {
+    var list = $('member-list');
+    list.textContent = '';
+    var active = state.active;
+    if (!active || active.kind !== 'room') {
+      $('members-title').textContent = 'Members';
+      list.appendChild(el('li', 'muted small empty', active ? 'Private conversation with ' + active.name + '.' : ''));
+      return;
+    }
+    var room = state.rooms.get(active.name);
+    var members = (room ? room.members : []).slice().sort(function (a, b) { return a.localeCompare(b); });
+    $('members-title').textContent = 'Members · ' + members.length;
+    members.forEach(function (member) {
+      var li = el('li', 'member');
+      li.dataset.member = member;
+      var button = el('button', 'member-button');
+      button.type = 'button';
+      var av = el('span', 'avatar avatar-small');
+      avatar(av, member);
+      button.appendChild(av);
+      button.appendChild(el('span', 'member-name', member));
+      if (member === state.nick) {
+        button.appendChild(el('span', 'muted small', 'you'));
+        button.disabled = true;
+      } else {
+        button.title = 'Message ' + member + ' privately';
+        button.appendChild(el('span', 'member-action', 'Message'));
+        button.addEventListener('click', function () { openDm(member); });
+      }
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+  }
+
+  function renderMessages() {
+    var list = $('messages');
+    var nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    list.textContent = '';
+    var conv = activeConversation();
+    if (!conv) { return; }
+    if (!conv.messages.length) {
+      var hint = state.active.kind === 'room'
+        ? 'This is the beginning of #' + state.active.name + '. Say hello!'
+        : 'Messages to ' + state.active.name + ' are private.';
+      list.appendChild(el('li', 'system', hint));
+    }
+    var previous = null;
+    conv.messages.forEach(function (m) {
+      if (m.type === 'system') {
+        var sys = el('li', 'system' + (m.kind === 'error' ? ' system-error' : ''), m.text);
+        list.appendChild(sys);
+        previous = null;
+        return;
+      }
+      var continued = previous && previous.from === m.from && (m.ts || 0) - (previous.ts || 0) < 300;
+      var li = el('li', 'message' + (continued ? ' continued' : '') + (m.from === state.nick ? ' mine' : ''));
+      li.dataset.from = m.from;
+      if (!continued) {
+        var av = el('span', 'avatar');
+        avatar(av, m.from);
+        li.appendChild(av);
+      }
+      var body = el('div', 'message-body');
+      if (!continued) {
+        var meta = el('div', 'message-meta');
+        meta.appendChild(el('span', 'message-from', m.from));
+        if (m.to) { meta.appendChild(el('span', 'message-to', '→ ' + m.to)); }
+        meta.appendChild(el('time', 'message-time', timeOf(m.ts)));
+        body.appendChild(meta);
+      }
+      body.appendChild(el('div', 'message-text', m.text));
+      li.appendChild(body);
+      list.appendChild(li);
+      previous = m;
+    });
+    if (nearBottom || previous && previous.from === state.nick) { list.scrollTop = list.scrollHeight; }
+  }
+
+  function renderComposer() {
+    var enabled = state.connected && !!state.active;
+    $('send-button').disabled = !enabled;
+    $('composer').dataset.enabled = enabled ? 'true' : 'false';
+  }
+
+  function renderFacts() {
+    var facts = $('facts');
+    facts.textContent = '';
+    var rows = [
+      ['Transport in use', transportLabel()],
+      ['Requested', TRANSPORT_LABELS[boot.transport]],
+      ['WebSocket in this page', boot.legacy ? 'hidden (legacy browser)' : (window.WebSocket ? 'available' : 'not available')],
+      ['Round trip', state.rtt === null ? '–' : state.rtt.toFixed(1) + ' ms'],
+      ['Endpoint', boot.endpoint],
+      ['sockjs-client', SockJS.version]
+    ];
+    rows.forEach(function (row) {
+      facts.appendChild(el('dt', '', row[0]));
+      facts.appendChild(el('dd', '', row[1]));
+    });
+  }
+
+  // ---------------------------------------------------------------- drawers (phones)
+
+  function closeDrawers() {
+    document.getElementById('app').classList.remove('show-rooms', 'show-members');
+    $('scrim').hidden = true;
+  }
+
+  function toggleDrawer(name) {
+    var app = document.getElementById('app');
+    var open = !app.classList.contains(name);
+    closeDrawers();
+    if (open) { app.classList.add(name); $('scrim').hidden = false; }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function setupChat() {
+    $('composer').addEventListener('submit', function (event) {
+      event.preventDefault();
+      var input = $('message-input');
+      var text = input.value;
+      if (!text.trim() || !state.active) { return; }
+      var ok = state.active.kind === 'room'
+        ? send('/app/say', { room: state.active.name, text: text })
+        : send('/app/private', { to: state.active.name, text: text });
+      if (ok) { input.value = ''; } else { notice('Not connected: your message was not sent.', 'error'); }
+    });
+    $('join-form').addEventListener('submit', function (event) {
+      event.preventDefault();
+      var name = normalizeRoom($('join-input').value);
+      if (name) { joinRoom(name, true); $('join-input').value = ''; closeDrawers(); }
+    });
+    $('leave-button').addEventListener('click', function () {
+      if (state.active && state.active.kind === 'room') { leaveRoom(state.active.name); }
+    });
+    $('banner-action').addEventListener('click', reconnectNow);
+    $('toggle-rooms').addEventListener('click', function () { toggleDrawer('show-rooms'); });
+    $('toggle-members').addEventListener('click', function () { toggleDrawer('show-members'); });
+    $('scrim').addEventListener('click', closeDrawers);
+
+    var dialog = $('settings');
+    $('open-settings').addEventListener('click', function () {
+      fillTransportSelect($('settings-transport'), boot.transport);
+      $('settings-legacy').checked = boot.legacy;
+      renderFacts();
+      if (dialog.showModal) { dialog.showModal(); } else { dialog.setAttribute('open', ''); }
+    });
+    dialog.addEventListener('close', function () {
+      var active = state.active && state.active.kind === 'room' ? state.active.name : '';
+      if (dialog.returnValue === 'apply') {
+        var transport = $('settings-transport').value;
+        var legacy = $('settings-legacy').checked;
+        store('transport', transport);
+        store('legacy', legacy ? '1' : '0');
+        window.location.assign(settingsUrl(state.nick, active, transport, legacy));
+      } else if (dialog.returnValue === 'signout') {
+        window.location.assign(settingsUrl('', active, boot.transport, boot.legacy) + '&autostart=0');
+      }
+    });
+  }
+
+  // Exposed for the browser tests and for curious people in the console.
+  window.chat = {
+    state: state,
+    transport: function () { return state.sock ? state.sock.transport : null; },
+    reconnectNow: reconnectNow
+  };
+
+  setupWelcome();
+  setupChat();
+  if (boot.legacy) { document.getElementById('app').dataset.legacy = 'true'; }
+  if (boot.autostart && cleanNick(boot.nick)) {
+    start(cleanNick(boot.nick), normalizeRoom(boot.room) || DEFAULT_ROOM);
+  }
+}());
