@@ -1,0 +1,181 @@
+"""A SockJS endpoint: its sessions, its routes, and its place in an aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Collection, Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .framing import encode_message
+from .options import Options
+from .session import Handler, Session
+from .state import CLOSE_REASONS, CloseCode
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Endpoint", "add_endpoint", "ENDPOINTS"]
+
+logger = logging.getLogger(__name__)
+
+ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("sockjs_server.endpoints", list)
+"""Every endpoint mounted on an application, in mounting order."""
+
+LIVENESS_INTERVAL = 1.0
+"""How often attached HTTP receivers are checked for clients that went away silently."""
+
+
+class Endpoint:
+    """The sessions and settings of one SockJS URL prefix.
+
+    Created by :func:`add_endpoint`; server code uses it to iterate sessions,
+    broadcast and close everything.
+    """
+
+    def __init__(self, prefix: str, handler: Handler, options: Options, name: str) -> None:
+        self.prefix = prefix
+        self.handler = handler
+        self.options = options
+        self.name = name
+        self._by_id: dict[str, Session] = {}
+        self._live: dict[Session, None] = {}
+        self._receivers: set[Session] = set()
+        self._shutting_down = False
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {self.prefix!r} sessions={len(self._live)}>"
+
+    # -- public ------------------------------------------------------------
+
+    @property
+    def sessions(self) -> Collection[Session]:
+        """Open sessions (a snapshot-safe view: iterate freely while sessions come and go)."""
+        return _SessionsView(self._live)
+
+    async def broadcast(self, message: str, *, exclude: Collection[Session] = ()) -> None:
+        """Send ``message`` to every open session; it is JSON-encoded once for all of them."""
+        self.broadcast_nowait(message, exclude=exclude)
+
+    def broadcast_nowait(self, message: str, *, exclude: Collection[Session] = ()) -> None:
+        """Synchronous :meth:`broadcast`."""
+        encoded = encode_message(message)
+        for session in list(self._live):
+            if session in exclude:
+                continue
+            session.push_encoded(message if session._raw else encoded)
+
+    async def close_all(
+        self, code: int = CloseCode.GO_AWAY, reason: str = CLOSE_REASONS[CloseCode.GO_AWAY]
+    ) -> None:
+        """Close every open session with ``c[code,"reason"]``."""
+        for session in list(self._live):
+            session.close_nowait(code, reason)
+
+    # -- registry (used by transports) ----------------------------------------
+
+    def get_session(self, session_id: str) -> Session | None:
+        return self._by_id.get(session_id)
+
+    def add_session(self, session: Session, *, addressable: bool = True) -> None:
+        """Register a new session; websocket sessions are not addressable by id
+        (sockjs-protocol: "it is correct to have two separate sessions sharing the same session_id")."""
+        self._live[session] = None
+        if addressable:
+            self._by_id[session.id] = session
+
+    def _session_closed(self, session: Session) -> None:
+        self._live.pop(session, None)
+
+    def _forget(self, session: Session) -> None:
+        self._live.pop(session, None)
+        if self._by_id.get(session.id) is session:
+            del self._by_id[session.id]
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def _check_receivers(self) -> None:
+        """Notice HTTP clients that went away while their receiving request was idle."""
+        while True:
+            await asyncio.sleep(LIVENESS_INTERVAL)
+            for session in list(self._receivers):
+                if not session.receiver_alive():
+                    session.poke()
+
+    async def run(self, app: web.Application) -> AsyncIterator[None]:
+        """``cleanup_ctx`` entry: background checks live as long as the app."""
+        task = asyncio.get_running_loop().create_task(self._check_receivers())
+        try:
+            yield
+        finally:
+            task.cancel()
+            for session in list(self._live):
+                session.transport_closed(CloseCode.GOING_AWAY)
+
+    async def shutdown(self, app: web.Application) -> None:
+        """``on_shutdown``: every session gets a close frame and streaming responses end
+        before aiohttp cancels request handlers."""
+        self._shutting_down = True
+        await self.close_all(CloseCode.GOING_AWAY, CLOSE_REASONS[CloseCode.GOING_AWAY])
+        # Let attached receivers write the close frame and finish their responses.
+        for _ in range(10):
+            if not any(s.receiver_attached for s in list(self._by_id.values())):
+                break
+            await asyncio.sleep(0.05)
+
+
+class _SessionsView(Collection[Session]):
+    __slots__ = ("_live",)
+
+    def __init__(self, live: dict[Session, None]) -> None:
+        self._live = live
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._live))
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._live
+
+
+def add_endpoint(
+    app: web.Application,
+    prefix: str,
+    handler: Handler,
+    *,
+    options: Options | None = None,
+    name: str | None = None,
+) -> Endpoint:
+    """Serve a SockJS endpoint at ``prefix`` in ``app`` and return it.
+
+    ``handler(session)`` runs once per session. Works in sub-applications
+    too; several endpoints per app are isolated from each other.
+    """
+    from .routes import register_routes
+
+    if not prefix.startswith("/") or (prefix != "/" and prefix.endswith("/")):
+        raise ValueError(f"prefix must start with '/' and not end with '/': {prefix!r}")
+    if not callable(handler):
+        raise TypeError("handler must be an async callable taking a Session")
+    if app.frozen:
+        raise RuntimeError("cannot add a SockJS endpoint to an application that is already running")
+    endpoint = Endpoint(prefix.rstrip("/"), handler, options or Options(), name or prefix)
+    endpoints = app.get(ENDPOINTS)
+    if endpoints is None:
+        endpoints = []
+        app[ENDPOINTS] = endpoints
+    if any(e.prefix == endpoint.prefix for e in endpoints):
+        raise ValueError(f"a SockJS endpoint is already mounted at {prefix!r}")
+    endpoints.append(endpoint)
+    register_routes(app, endpoint)
+    app.cleanup_ctx.append(endpoint.run)
+    app.on_shutdown.append(endpoint.shutdown)
+    return endpoint

@@ -1,0 +1,83 @@
+"""Endpoint options: every limit and timeout, with its documented default."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+__all__ = ["Options", "TRANSPORTS", "DEFAULT_SOCKJS_URL"]
+
+TRANSPORTS: frozenset[str] = frozenset(
+    {"websocket", "websocket-raw", "xhr-streaming", "xhr-polling", "eventsource", "htmlfile", "jsonp-polling"}
+)
+"""Transport names accepted by ``Options.disabled_transports``."""
+
+DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Settings of one SockJS endpoint. Times are in seconds, sizes in bytes."""
+
+    heartbeat_delay: float = 25.0
+    """Send an ``h`` frame when nothing was sent to a receiving connection for this long."""
+    disconnect_delay: float = 5.0
+    """Close a session that has had no receiving connection for this long."""
+    response_limit: int = 128 * KIB
+    """End a streaming response after this many bytes; the client opens a new one."""
+    cookie_needed: bool = False
+    """Set ``JSESSIONID`` on session responses (for cookie-based sticky load balancers)."""
+    websocket: bool = True
+    """Offer the websocket transports (``/info`` reports it)."""
+    sockjs_url: str = DEFAULT_SOCKJS_URL
+    """Where the iframe page loads sockjs-client from; use a same-origin URL in production."""
+    allowed_origins: Collection[str] | None = None
+    """Origins (``scheme://host[:port]``) allowed for CORS and websocket handshakes; ``None`` allows any."""
+    disabled_transports: Collection[str] = field(default_factory=frozenset)
+    """Transport names to refuse with 404 (see :data:`TRANSPORTS`)."""
+    max_message_size: int = 1 * MIB
+    """Largest websocket message accepted from a client (bigger: close 1009)."""
+    max_request_size: int = 1 * MIB
+    """Largest ``xhr_send``/``jsonp_send`` body accepted (bigger: 413)."""
+    max_messages_per_request: int = 10_000
+    """Most messages one ``xhr_send``/``jsonp_send`` body may carry (more: 413)."""
+    max_queue_bytes: int = 1 * MIB
+    """Bytes of outgoing messages a session may hold for a client that does not read; over it the
+    session is closed with ``c[1013,"Send queue overflow"]``... see README."""
+    max_queue_messages: int = 10_000
+    """Outgoing messages a session may hold for a client that does not read (same closing rule)."""
+    max_receive_queue: int = 1_000
+    """Client messages buffered for a handler that has not read them yet; over it the transport
+    stops reading from the client (back-pressure) until the handler catches up."""
+    close_timeout: float = 5.0
+    """How long a handler may keep running after its session closed before it is cancelled."""
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_delay", "disconnect_delay", "close_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in (
+            "response_limit",
+            "max_message_size",
+            "max_request_size",
+            "max_messages_per_request",
+            "max_queue_bytes",
+            "max_queue_messages",
+            "max_receive_queue",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        unknown = set(self.disabled_transports) - TRANSPORTS
+        if unknown:
+            raise ValueError(f"unknown transports in disabled_transports: {sorted(unknown)}")
+        if isinstance(self.allowed_origins, str):
+            raise TypeError("allowed_origins must be a collection of origins, not a string")
+
+    def transport_enabled(self, name: str) -> bool:
+        """Whether transport ``name`` is served."""
+        if name.startswith("websocket") and not self.websocket:
+            return False
+        return name not in self.disabled_transports

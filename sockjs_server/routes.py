@@ -1,0 +1,102 @@
+"""URL layout of an endpoint: which handler answers which path and method.
+
+Every path is registered once with a method dispatcher, so wrong methods get
+the protocol's bare 405 (an ``Allow`` header, no body) instead of aiohttp's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from . import static, transports, websocket
+from .endpoint import Endpoint
+from .envelopes import ENVELOPES
+from .http import method_not_allowed, preflight_response
+
+__all__ = ["register_routes"]
+
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# URL segment -> transport names that need it (a sending URL serves several receivers).
+_SEND_USERS = {
+    "xhr_send": ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile"),
+    "jsonp_send": ("jsonp-polling",),
+}
+
+
+def register_routes(app: web.Application, endpoint: Endpoint) -> None:
+    prefix = endpoint.prefix
+    options = endpoint.options
+    iframe_page = static.IframePage(options.sockjs_url)
+
+    async def greeting(request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        return await static.greeting(request, endpoint)
+
+    async def info(request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return preflight_response(request, options, "OPTIONS, GET")
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed("OPTIONS, GET")
+        return await static.info(request, endpoint)
+
+    async def iframe(request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return method_not_allowed("GET, HEAD")
+        if options.allowed_origins is not None:
+            response = iframe_page.response(request)
+            # Only allowed origins may embed the page that relays for them.
+            ancestors = " ".join(["'self'", *sorted(o for o in options.allowed_origins if o != "*")])
+            if "*" not in options.allowed_origins:
+                response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+            return response
+        return iframe_page.response(request)
+
+    async def raw_websocket(request: web.Request) -> web.StreamResponse:
+        if request.method != "GET":
+            return method_not_allowed("GET")
+        if not options.transport_enabled("websocket-raw"):
+            raise web.HTTPNotFound()
+        return await websocket.raw_websocket(request, endpoint)
+
+    async def session_url(request: web.Request) -> web.StreamResponse:
+        match = request.match_info
+        segment = match["transport"]
+        session_id = match["session"]
+        method = request.method
+        if segment == "websocket":
+            if not options.transport_enabled("websocket"):
+                raise web.HTTPNotFound()
+            if method != "GET":
+                return method_not_allowed("GET")
+            return await websocket.websocket(request, endpoint, session_id)
+        envelope = ENVELOPES.get(segment)
+        if envelope is not None:
+            if not options.transport_enabled(envelope.name):
+                raise web.HTTPNotFound()
+            allowed = "GET" if segment in ("jsonp", "eventsource", "htmlfile") else "POST"
+            if method == "OPTIONS" and allowed == "POST":
+                return preflight_response(request, options, "OPTIONS, POST")
+            if method != allowed:
+                return method_not_allowed(allowed)
+            return await transports.receive(request, endpoint, session_id, envelope)
+        users = _SEND_USERS.get(segment)
+        if users is None or not any(options.transport_enabled(name) for name in users):
+            raise web.HTTPNotFound()
+        if method == "OPTIONS":
+            return preflight_response(request, options, "OPTIONS, POST")
+        if method != "POST":
+            return method_not_allowed("OPTIONS, POST")
+        return await transports.send(request, endpoint, session_id, form=segment == "jsonp_send")
+
+    add = app.router.add_route
+    if prefix:
+        add("*", prefix, greeting)
+    add("*", prefix + "/", greeting)
+    add("*", prefix + "/info", info)
+    add("*", prefix + r"/{iframe:iframe[0-9A-Za-z._-]*\.html}", iframe)
+    add("*", prefix + "/websocket", raw_websocket)
+    add("*", prefix + r"/{server:[^/.]+}/{session:[^/.]+}/{transport:[a-z_]+}", session_url)

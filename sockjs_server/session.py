@@ -1,0 +1,399 @@
+"""The application's view of a SockJS session, and the hooks transports drive it with.
+
+:class:`Session` wraps the sans-I/O :class:`~sockjs_server.state.SessionState`
+with asyncio: the handler task, the inbox of client messages, the wake-up of
+the attached receiving connection and one lazily re-armed timer. Transports
+never touch its fields; they call the ``attach``/``next_frame``/``wait_frame``/
+``detach``/``deliver`` methods below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from multidict import CIMultiDictProxy, MultiMapping
+
+from .framing import encode_message
+from .state import CLOSE_REASONS, Attach, CloseCode, SessionState, State
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+__all__ = ["Handler", "Receiver", "Session", "SessionClosed"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[["Session"], Awaitable[None]]
+"""An application handler: run once per session, from open to close."""
+
+
+class SessionClosed(Exception):
+    """Raised by :meth:`Session.receive` once the session is closed and its inbox is empty."""
+
+
+class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['session']}] {msg}", kwargs  # type: ignore[index]
+
+
+class Receiver:
+    """One receiving connection (an HTTP request or a websocket) attached to a session.
+
+    ``alive`` tells whether its client is still connected, for HTTP requests
+    that may sit idle while the client silently goes away.
+    """
+
+    __slots__ = ("_alive", "_wakeup", "_loop")
+
+    def __init__(self, alive: Callable[[], bool] | None = None) -> None:
+        self._alive = alive
+        self._wakeup: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def checks_liveness(self) -> bool:
+        return self._alive is not None
+
+    def alive(self) -> bool:
+        return self._alive is None or self._alive()
+
+    def wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def wait(self) -> None:
+        wakeup = self._wakeup = self._loop.create_future()
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+
+
+class Session:
+    """One SockJS session, whatever transport carries it.
+
+    Iterate it (``async for message in session``) to receive client
+    messages; :meth:`send` queues a message; :meth:`close` ends the session.
+    The identity fields come from the request that opened the session, so
+    applications can authenticate with its headers, cookies or query string.
+    """
+
+    __slots__ = (
+        "id",
+        "transport",
+        "remote",
+        "headers",
+        "cookies",
+        "query",
+        "endpoint",
+        "_raw",
+        "_state",
+        "_loop",
+        "_inbox",
+        "_max_inbox",
+        "_reader",
+        "_drain",
+        "_receiver",
+        "_timer",
+        "_timer_at",
+        "_task",
+        "_closed",
+        "_log",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        session_id: str,
+        transport: str,
+        *,
+        remote: str | None,
+        headers: CIMultiDictProxy[str],
+        cookies: Mapping[str, str],
+        query: MultiMapping[str],
+        raw: bool = False,
+    ) -> None:
+        self.id = session_id
+        self.transport = transport
+        self.remote = remote
+        self.headers = headers
+        self.cookies = cookies
+        self.query = query
+        self.endpoint = endpoint
+        options = endpoint.options
+        self._raw = raw
+        self._loop = asyncio.get_running_loop()
+        self._state = SessionState(
+            self._loop.time(),
+            heartbeat_delay=options.heartbeat_delay,
+            disconnect_delay=options.disconnect_delay,
+            max_queue_bytes=options.max_queue_bytes,
+            max_queue_messages=options.max_queue_messages,
+        )
+        self._inbox: deque[str] = deque()
+        self._max_inbox = options.max_receive_queue
+        self._reader: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._receiver: Receiver | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = self._loop.create_future()
+        self._log = _SessionLog(logger, {"session": session_id})
+        self._schedule()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id!r} {self.transport} {self._state.state.value}>"
+
+    # -- application API ---------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is closed (messages already received may still be read)."""
+        return self._state.closed_for_app
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed (``1002`` when the client went away, ...)."""
+        return self._state.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._state.close_reason
+
+    def send_nowait(self, message: str) -> None:
+        """Queue ``message`` for the client; ignored once the session is closed.
+
+        Never blocks: a client that does not read gets its session closed with
+        ``c[3001,"Send queue overflow"]`` once ``max_queue_bytes`` or
+        ``max_queue_messages`` is exceeded.
+        """
+        if self._state.closed_for_app:
+            return
+        if type(message) is not str:
+            raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+        self.push_encoded(message if self._raw else encode_message(message))
+
+    async def send(self, message: str) -> None:
+        """Queue ``message`` for the client (see :meth:`send_nowait`)."""
+        self.send_nowait(message)
+
+    async def receive(self) -> str:
+        """The next client message; raises :class:`SessionClosed` once closed and drained."""
+        while True:
+            inbox = self._inbox
+            if inbox:
+                message = inbox.popleft()
+                drain = self._drain
+                if drain is not None and len(inbox) <= self._max_inbox // 2:
+                    self._drain = None
+                    if not drain.done():
+                        drain.set_result(None)
+                return message
+            if self._state.closed_for_app:
+                raise SessionClosed(self.id)
+            reader = self._loop.create_future()
+            self._reader = reader
+            try:
+                await reader
+            finally:
+                self._reader = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await self.receive()
+        except SessionClosed:
+            raise StopAsyncIteration from None
+
+    async def close(self, code: int = CloseCode.GO_AWAY, reason: str = CLOSE_REASONS[CloseCode.GO_AWAY]) -> None:
+        """Close the session: queued messages are sent, then ``c[code,"reason"]``."""
+        self.close_nowait(code, reason)
+
+    def close_nowait(self, code: int = CloseCode.GO_AWAY, reason: str = CLOSE_REASONS[CloseCode.GO_AWAY]) -> None:
+        """Synchronous :meth:`close`."""
+        if self._state.closed_for_app:
+            return
+        self._state.close(int(code), reason)
+        self._after_change()
+
+    async def wait_closed(self) -> None:
+        """Return once the session is closed."""
+        await asyncio.shield(self._closed)
+
+    # -- transport hooks -----------------------------------------------------
+
+    def push_encoded(self, encoded: str) -> None:
+        """Queue a message already encoded with :func:`~sockjs_server.framing.encode_message`
+        (raw websocket sessions take the plain text). Broadcasts encode once and call this."""
+        if not self._state.push(encoded):
+            self._log.warning("send queue overflow, closing")
+        self._after_change()
+
+    def attach(self, receiver: Receiver) -> Attach:
+        """A receiving connection asks for this session's frames."""
+        state = self._state
+        current = self._receiver
+        if current is not None and not current.alive():
+            # The previous receiver's client went away without us noticing yet.
+            self.detach(current, interrupted=True)
+        opening = state.state is State.CONNECTING
+        result = state.attach(self._loop.time())
+        if result is Attach.ACCEPTED:
+            self._receiver = receiver
+            if receiver.checks_liveness:
+                self.endpoint._receivers.add(self)
+            if opening:
+                self._task = self._loop.create_task(self._run_handler())
+            self._schedule()
+        return result
+
+    def holds(self, receiver: Receiver) -> bool:
+        """Whether ``receiver`` is still the attached receiving connection."""
+        return self._receiver is receiver
+
+    def next_frame(self) -> str | None:
+        """The next frame for the attached receiver, or ``None``."""
+        return self._state.next_frame(self._loop.time())
+
+    def take_raw(self) -> list[str]:
+        """Everything queued, as plain texts (raw websocket)."""
+        return self._state.take_queue(self._loop.time())
+
+    async def wait_frame(self, receiver: Receiver) -> None:
+        """Wait until ``receiver`` has something to send, was superseded, or should re-check its client."""
+        if self._state.has_frame() or self._receiver is not receiver:
+            return
+        await receiver.wait()
+
+    def poke(self) -> None:
+        """Wake the attached receiver so it re-checks its connection."""
+        if self._receiver is not None:
+            self._receiver.wake()
+
+    def receiver_alive(self) -> bool:
+        """Whether the attached receiver's client is still connected (True when none or unknown)."""
+        return self._receiver is None or self._receiver.alive()
+
+    @property
+    def receiver_attached(self) -> bool:
+        """Whether a receiving connection is attached."""
+        return self._state.attached
+
+    def detach(self, receiver: Receiver, *, interrupted: bool = False) -> None:
+        """``receiver`` ended (``interrupted``: its client went away mid-request)."""
+        if self._receiver is not receiver:
+            return
+        self._receiver = None
+        self.endpoint._receivers.discard(self)
+        receiver.wake()
+        self._state.detach(self._loop.time(), interrupted=interrupted)
+        if interrupted:
+            self._log.debug("receiving connection interrupted")
+        self._after_change()
+
+    def transport_closed(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """The websocket carrying this session ended; the session ends with it."""
+        self._receiver = None
+        self._state.transport_closed(code, reason)
+        self._after_change()
+
+    def deliver(self, messages: Iterable[str]) -> None:
+        """Client messages arrived (dropped once the session is closed)."""
+        if self._state.closed_for_app:
+            return
+        self._inbox.extend(messages)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    async def drained(self) -> None:
+        """Back-pressure: wait while the handler has more than ``max_receive_queue`` unread messages."""
+        while len(self._inbox) > self._max_inbox and not self._state.closed_for_app:
+            drain = self._drain
+            if drain is None:
+                drain = self._drain = self._loop.create_future()
+            await drain
+
+    # -- internals -----------------------------------------------------------
+
+    async def _run_handler(self) -> None:
+        try:
+            await self.endpoint.handler(self)
+        except asyncio.CancelledError:
+            if not self._state.closed_for_app:
+                raise
+        except Exception:
+            self._log.exception("handler failed")
+            self.close_nowait(CloseCode.INTERNAL_ERROR, CLOSE_REASONS[CloseCode.INTERNAL_ERROR])
+        else:
+            self.close_nowait()
+
+    def _wake_receiver(self) -> None:
+        if self._receiver is not None:
+            self._receiver.wake()
+
+    def _after_change(self) -> None:
+        """Propagate a state change: wake waiters, re-arm the timer, finish if over."""
+        state = self._state
+        if state.has_frame():
+            self._wake_receiver()
+        if state.closed_for_app:
+            self._closing()
+        if state.state is State.CLOSED:
+            self._finish()
+        else:
+            self._schedule()
+
+    def _closing(self) -> None:
+        if self._closed.done():
+            return
+        self._closed.set_result(None)
+        self._wake_receiver()
+        for waiter in (self._reader, self._drain):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            self._loop.call_later(self.endpoint.options.close_timeout, _cancel_task, task)
+        self.endpoint._session_closed(self)
+
+    def _finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._wake_receiver()
+        self.endpoint._forget(self)
+
+    def _schedule(self) -> None:
+        deadline = self._state.next_deadline()
+        timer = self._timer
+        if deadline is None:
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        # Re-arm lazily: a later deadline is picked up when the earlier timer fires.
+        if timer is None or deadline < self._timer_at:
+            if timer is not None:
+                timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._state.tick(self._loop.time())
+        self._after_change()
+
+
+def _cancel_task(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()

@@ -1,0 +1,96 @@
+"""The conformance test server: the endpoints the sockjs-protocol suite expects.
+
+Run ``python -m sockjs_server.testserver --host 127.0.0.1 --port 8081``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from aiohttp import web
+
+from . import Endpoint, Options, Session, add_endpoint
+
+__all__ = ["make_app", "main"]
+
+
+async def echo(session: Session) -> None:
+    async for message in session:
+        await session.send(message)
+
+
+async def close(session: Session) -> None:
+    await session.close(3000, "Go away!")
+
+
+async def ticker(session: Session) -> None:
+    while not session.closed:
+        await session.send("tick!")
+        await asyncio.sleep(1)
+
+
+async def amplify(session: Session) -> None:
+    """Answer message ``n`` with ``2**n`` x's (``n`` capped at 19)."""
+    async for message in session:
+        try:
+            n = int(message)
+        except ValueError:
+            n = 1
+        n = min(max(n, 0), 19)
+        await session.send("x" * 2**n)
+
+
+def make_broadcast() -> tuple[list[Endpoint], object]:
+    holder: list[Endpoint] = []
+
+    async def broadcast(session: Session) -> None:
+        async for message in session:
+            await holder[0].broadcast(message)
+
+    return holder, broadcast
+
+
+def make_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> web.Application:
+    """An application with every endpoint of the protocol suite."""
+    app = web.Application()
+    base: dict[str, object] = {"response_limit": response_limit}
+    if sockjs_url:
+        base["sockjs_url"] = sockjs_url
+
+    def opts(**extra: object) -> Options:
+        return Options(**{**base, **extra})  # type: ignore[arg-type]
+
+    add_endpoint(app, "/echo", echo, options=opts())
+    add_endpoint(app, "/disabled_websocket_echo", echo, options=opts(websocket=False))
+    add_endpoint(app, "/cookie_needed_echo", echo, options=opts(cookie_needed=True))
+    add_endpoint(app, "/close", close, options=opts())
+    add_endpoint(app, "/ticker", ticker, options=opts())
+    add_endpoint(app, "/amplify", amplify, options=opts())
+    holder, broadcast = make_broadcast()
+    holder.append(add_endpoint(app, "/broadcast", broadcast, options=opts()))  # type: ignore[arg-type]
+    return app
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m sockjs_server.testserver", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8081, help="port (default 8081)")
+    parser.add_argument("--sockjs-url", default=None, help="sockjs-client URL for the iframe page")
+    parser.add_argument("--response-limit", type=int, default=4096, help="streaming response limit (default 4096)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = make_app(sockjs_url=args.sockjs_url, response_limit=args.response_limit)
+    web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The websocket transports: SockJS-framed ``/<server>/<session>/websocket`` and raw ``/websocket``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.client_exceptions import ClientConnectionResetError
+
+from .endpoint import Endpoint
+from .framing import PayloadError, decode_payload
+from .http import error_response, origin_allowed
+from .session import Receiver, Session
+from .state import CloseCode
+
+__all__ = ["websocket", "raw_websocket"]
+
+logger = logging.getLogger(__name__)
+
+_SEND_ERRORS = (ConnectionError, ClientConnectionResetError, RuntimeError)
+
+
+def _handshake_error(request: web.Request, endpoint: Endpoint) -> web.StreamResponse | None:
+    """The answer to a request that must not become a websocket, or ``None``."""
+    options = endpoint.options
+    if not origin_allowed(request, options):
+        # Cross-site websocket hijacking: browsers always send Origin on websocket handshakes.
+        return error_response(request, options, 403, "Origin not allowed.", cors=False)
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return error_response(request, options, 400, 'Can "Upgrade" only to "WebSocket".', cors=False)
+    connection = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}
+    if "upgrade" not in connection:
+        return error_response(request, options, 400, '"Connection" must be "Upgrade".', cors=False)
+    if endpoint.shutting_down:
+        return error_response(request, options, 503, "Server shutting down.", cors=False)
+    return None
+
+
+async def _accept(request: web.Request, endpoint: Endpoint, **kwargs: object) -> web.WebSocketResponse | web.StreamResponse:
+    error = _handshake_error(request, endpoint)
+    if error is not None:
+        return error
+    ws = web.WebSocketResponse(max_msg_size=endpoint.options.max_message_size, **kwargs)  # type: ignore[arg-type]
+    if not ws.can_prepare(request).ok:
+        return error_response(request, endpoint.options, 400, "Not a valid websocket request.", cors=False)
+    await ws.prepare(request)
+    return ws
+
+
+def _new_session(request: web.Request, endpoint: Endpoint, session_id: str, transport: str, raw: bool) -> Session:
+    session = Session(
+        endpoint,
+        session_id,
+        transport,
+        remote=request.remote,
+        headers=request.headers,
+        cookies=request.cookies,
+        query=request.query,
+        raw=raw,
+    )
+    endpoint.add_session(session, addressable=False)
+    return session
+
+
+async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -> web.StreamResponse:
+    """SockJS over websocket: frames out, JSON arrays (or single strings) in."""
+    ws = await _accept(request, endpoint)
+    if not isinstance(ws, web.WebSocketResponse):
+        return ws
+    session = _new_session(request, endpoint, session_id, "websocket", raw=False)
+    receiver = Receiver()
+    session.attach(receiver)
+    writer = asyncio.get_running_loop().create_task(_pump_frames(ws, session, receiver))
+    close_code: int = CloseCode.NORMAL
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                data: str = msg.data
+                if not data:
+                    continue  # sockjs-protocol, Websocket: "Server must ignore empty messages."
+                try:
+                    messages = decode_payload(data, allow_single=True)
+                except PayloadError:
+                    # "When user sends broken data ... the server must abruptly terminate the ws connection."
+                    close_code = CloseCode.GO_AWAY
+                    await ws.close(code=CloseCode.GO_AWAY, message=b"Broken framing.")
+                    break
+                if messages:
+                    session.deliver(messages)
+                    await session.drained()
+            elif msg.type is WSMsgType.BINARY:
+                close_code = WSCloseCode.UNSUPPORTED_DATA
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"Binary frames are not supported.")
+                break
+            else:  # ERROR: aiohttp already closed it (1009 too big, 1007 invalid UTF-8, ...)
+                close_code = ws.close_code or CloseCode.INTERRUPTED
+                break
+    except _SEND_ERRORS:
+        close_code = CloseCode.INTERRUPTED
+    finally:
+        if ws.close_code is not None and close_code == CloseCode.NORMAL:
+            close_code = ws.close_code
+        session.transport_closed(close_code)
+        await writer
+    return ws
+
+
+async def _pump_frames(ws: web.WebSocketResponse, session: Session, receiver: Receiver) -> None:
+    """Send the session's frames until its close frame (then close the websocket)."""
+    try:
+        while True:
+            frame = session.next_frame()
+            if frame is None:
+                if not session.holds(receiver):
+                    return
+                await session.wait_frame(receiver)
+                continue
+            await ws.send_str(frame)
+            if frame[0] == "c":
+                await ws.close()
+                return
+    except _SEND_ERRORS:
+        session.transport_closed(CloseCode.INTERRUPTED)
+
+
+async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+    """Plain websocket, no SockJS framing: one websocket message is one message."""
+    options = endpoint.options
+    ws = await _accept(request, endpoint, heartbeat=options.heartbeat_delay)
+    if not isinstance(ws, web.WebSocketResponse):
+        return ws
+    session = _new_session(request, endpoint, "", "websocket-raw", raw=True)
+    receiver = Receiver()
+    session.attach(receiver)
+    session.next_frame()  # the open frame is not sent on the raw websocket
+    writer = asyncio.get_running_loop().create_task(_pump_raw(ws, session, receiver))
+    close_code: int = CloseCode.NORMAL
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                session.deliver((msg.data,))
+                await session.drained()
+            elif msg.type is WSMsgType.BINARY:
+                close_code = WSCloseCode.UNSUPPORTED_DATA
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"Binary frames are not supported.")
+                break
+            else:
+                close_code = ws.close_code or CloseCode.INTERRUPTED
+                break
+    except _SEND_ERRORS:
+        close_code = CloseCode.INTERRUPTED
+    finally:
+        if ws.close_code is not None and close_code == CloseCode.NORMAL:
+            close_code = ws.close_code
+        session.transport_closed(close_code)
+        await writer
+    return ws
+
+
+async def _pump_raw(ws: web.WebSocketResponse, session: Session, receiver: Receiver) -> None:
+    try:
+        while True:
+            for message in session.take_raw():
+                await ws.send_str(message)
+            if session.closed:
+                if not ws.closed:
+                    code = session.close_code or CloseCode.GO_AWAY
+                    reason = (session.close_reason or "").encode()[:120]
+                    await ws.close(code=code, message=reason)
+                return
+            await session.wait_frame(receiver)
+    except _SEND_ERRORS:
+        session.transport_closed(CloseCode.INTERRUPTED)
