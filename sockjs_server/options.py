@@ -46,7 +46,7 @@ class Options:
     """Most messages one ``xhr_send``/``jsonp_send`` body may carry (more: 413)."""
     max_queue_bytes: int = 1 * MIB
     """Bytes of outgoing messages a session may hold for a client that does not read; over it the
-    session is closed with ``c[1013,"Send queue overflow"]``... see README."""
+    queue is dropped and the session closed with ``c[3001,"Send queue overflow"]``."""
     max_queue_messages: int = 10_000
     """Outgoing messages a session may hold for a client that does not read (same closing rule)."""
     max_receive_queue: int = 1_000
