@@ -1,0 +1,43 @@
+"""sockjs_server (this project) with the benchmark's two endpoints, through the public API.
+
+/echo sends every message back to its session; /broadcast sends every message to
+every session of the endpoint (encoded once by Endpoint.broadcast).  Same settings
+as the peers, no access log.  Usage (with the repository on PYTHONPATH):
+    python ours_server.py --host 127.0.0.1 --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+
+from sockjs_server import Endpoint, Options, Session, add_endpoint
+
+
+async def echo(session: Session) -> None:
+    async for message in session:
+        await session.send(message)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    app = web.Application()
+    # The same settings every server in the benchmark runs with.
+    options = Options(heartbeat_delay=25.0, disconnect_delay=5.0, response_limit=128 * 1024, cookie_needed=False)
+    add_endpoint(app, "/echo", echo, options=options)
+    endpoints: list[Endpoint] = []
+
+    async def broadcast(session: Session) -> None:
+        async for message in session:
+            await endpoints[0].broadcast(message)
+
+    endpoints.append(add_endpoint(app, "/broadcast", broadcast, options=options))
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1)
+
+
+if __name__ == "__main__":
+    main()
