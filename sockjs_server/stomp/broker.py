@@ -1,0 +1,172 @@
+"""The broker interface: what the STOMP server needs from a message broker.
+
+Two implementations are planned: :class:`~.memory.MemoryBroker` (embedded,
+the default) and a relay to RabbitMQ's STOMP plugin. Every operation is a
+coroutine so that an implementation may wait for its upstream (the relay only
+confirms a SUBSCRIBE once RabbitMQ's RECEIPT arrived); the server sends the
+client's RECEIPT after the coroutine returns, and an exception from it
+(a :class:`~.errors.StompError`) becomes the client's ERROR frame.
+
+Deliveries go the other way through :class:`BrokerClient`, synchronously and
+without blocking: a broker calls ``client.deliver(...)`` for each MESSAGE and
+``client.broker_lost(error)`` when the client's broker-side state is gone
+(e.g. the upstream connection dropped), after which the server sends ERROR
+and closes that client.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .auth import Principal
+from .codec import serialize_headers
+from .errors import StompError
+from .frames import AckMode, Version
+
+__all__ = ["Broker", "BrokerClient", "Message"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Message:
+    """A published message, shared by every subscriber it is delivered to.
+
+    The part of the MESSAGE frame that is the same for all subscribers
+    (destination, user headers, content-length, body) is serialized once per
+    version and cached here, so fan-out to N subscribers costs N small
+    per-subscriber prefixes, not N serializations.
+    """
+
+    destination: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    _tails: dict[tuple[Version | None, bool], bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes held in memory (used for storage limits)."""
+        return len(self.body) + len(self.destination) + sum(len(k) + len(v) + 2 for k, v in self.headers) + 64
+
+    def tail(self, version: Version | None, *, text: bool = False, destination: str | None = None) -> bytes:
+        """Serialized shared part, from the destination header to the NUL.
+
+        ``text`` makes the body valid UTF-8 (invalid bytes replaced) for
+        transports that can only carry text, keeping content-length right.
+        ``destination`` overrides the destination header (not cached).
+        """
+        key = (version, text)
+        if destination is None:
+            cached = self._tails.get(key)
+            if cached is not None:
+                return cached
+        body = self.body
+        if text:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                body = body.decode("utf-8", "replace").encode("utf-8")
+        pairs = [("destination", destination if destination is not None else self.destination)]
+        pairs += self.headers
+        pairs.append(("content-length", str(len(body))))
+        data = serialize_headers(pairs, version) + b"\n" + body + b"\x00"
+        if destination is None:
+            self._tails[key] = data
+        return data
+
+
+class BrokerClient(Protocol):
+    """What a broker sees of one client connection (implemented by the server)."""
+
+    @property
+    def client_id(self) -> str:
+        """Unique among the live clients of a broker (the STOMP session id)."""
+        ...
+
+    def deliver(self, subscription: str, message: Message, message_id: str, redelivered: bool = False) -> None:
+        """Queue a MESSAGE for ``subscription``; ``message_id`` is also its ack id.
+
+        Must not block and must not call back into the broker: a client that
+        cannot keep up is failed and closed later, and only then does the
+        server call :meth:`Broker.connection_lost`.
+        """
+        ...
+
+    def broker_lost(self, error: StompError) -> None:
+        """The client's state in the broker is gone: send ERROR and close."""
+        ...
+
+
+class Broker(abc.ABC):
+    """Base class of brokers.
+
+    Transactions are not the broker's business: the server holds a
+    transaction's SEND/ACK/NACK frames and carries them out in order on
+    COMMIT (as RabbitMQ's STOMP plugin does), so a broker only ever sees
+    committed operations, and /app handlers and user destinations take part
+    in transactions too.
+    """
+
+    async def start(self) -> None:
+        """Open upstream resources (no-op by default)."""
+
+    async def close(self) -> None:
+        """Release resources; live clients are the server's to close."""
+
+    # --- connection life cycle -------------------------------------------
+
+    async def connect(self, client: BrokerClient, principal: Principal | None) -> None:
+        """A client finished CONNECT (before CONNECTED is sent)."""
+
+    @abc.abstractmethod
+    async def connection_lost(self, client: BrokerClient) -> None:
+        """The client is gone (DISCONNECT, ERROR or transport loss): drop its
+        subscriptions and redeliver what it left unacknowledged."""
+
+    # --- subscriptions ---------------------------------------------------
+
+    @abc.abstractmethod
+    async def subscribe(
+        self, client: BrokerClient, subscription: str, destination: str, ack: AckMode, headers: Mapping[str, str]
+    ) -> None:
+        """Start delivering ``destination`` to ``client`` under ``subscription``.
+
+        ``headers`` are the other SUBSCRIBE headers (e.g. ``prefetch-count``,
+        ``auto-delete``); unknown ones are ignored, ``selector`` never evaluated.
+        """
+
+    @abc.abstractmethod
+    async def unsubscribe(self, client: BrokerClient, subscription: str) -> None:
+        """Stop a subscription; its unacknowledged messages are redelivered."""
+
+    # --- publishing and acknowledgements ----------------------------------
+
+    @abc.abstractmethod
+    async def publish(
+        self,
+        destination: str,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        sender: BrokerClient | None = None,
+    ) -> None:
+        """Route one message (``sender`` is None for server-side publishes).
+
+        ``headers`` are the message's user headers, already cleaned of
+        server-set ones (destination, message-id, subscription, ack, ...).
+        """
+
+    @abc.abstractmethod
+    async def ack(self, client: BrokerClient, ack_id: str, *, subscription: str | None = None) -> None:
+        """Acknowledge the delivery ``ack_id`` (cumulatively in ``client`` mode);
+        unknown ids raise a StompError."""
+
+    @abc.abstractmethod
+    async def nack(
+        self, client: BrokerClient, ack_id: str, *, subscription: str | None = None, requeue: bool = True
+    ) -> None:
+        """Reject a delivery: redeliver it (``requeue``) or drop it."""

@@ -1,0 +1,685 @@
+"""StompServer: the asyncio layer between client connections and the broker.
+
+One :class:`StompServer` serves SockJS sessions (it is an ordinary session
+handler: ``add_endpoint(app, "/stomp", stomp)``) and TCP streams
+(:meth:`StompServer.handle_stream`, see :mod:`.tcp`), all sharing one broker,
+one set of /app handlers and one registry of users.
+
+Per connection, frames are processed one at a time, in order: each request
+from the sans-I/O :class:`~.connection.StompConnection` is awaited (broker
+operations may wait for an upstream broker) before its RECEIPT is sent and
+the next frame is read. Deliveries from the broker are rendered and queued
+synchronously and flushed once per event-loop turn; a client whose unsent
+bytes exceed ``max_pending_bytes`` gets ERROR and is closed, so it never
+slows the publisher or the other subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
+from .broker import Broker, BrokerClient, Message
+from .codec import encode_header
+from .connection import (
+    SERVER_SET_HEADERS,
+    AbortRequest,
+    AckRequest,
+    BeginRequest,
+    Buffered,
+    CommitRequest,
+    ConnectRequest,
+    DisconnectRequest,
+    Event,
+    SendRequest,
+    State,
+    StompConnection,
+    StompOptions,
+    SubscribeRequest,
+    Subscription,
+    UnsubscribeRequest,
+)
+from .errors import AccessDenied, BrokerError, ProtocolError, StompError
+from .frames import AckMode, Command, Version
+from .handlers import AppHandlers, AppMessage, Handler, Reply, encode_body
+from .memory import MemoryBroker
+
+if TYPE_CHECKING:
+    from sockjs_server.session import Session
+
+__all__ = ["StompServer"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_NEEDS_ESCAPE = re.compile(r"[\\:\r\n]").search
+#: Prefix of ack ids of messages answered by @subscribe handlers (nothing to acknowledge).
+_APP_ACK_PREFIX = "app@@"
+#: Seconds a closing TCP connection may take to flush before it is aborted.
+_CLOSE_GRACE = 5.0
+
+
+async def _maybe_await(value: T | Awaitable[T]) -> T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class _Log(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['session']}] {msg}", kwargs  # type: ignore[index]
+
+
+class _Link(Protocol):
+    """The transport under one STOMP connection."""
+
+    name: str
+    #: Whether only valid UTF-8 text can be carried (SockJS).
+    text: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def pending(self) -> int:
+        """Bytes written but not yet sent to the client."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _SessionLink:
+    """A SockJS session: each flush is one SockJS message."""
+
+    text = True
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.name = session.transport
+
+    def write(self, data: bytes) -> None:
+        self.session.send_nowait(data.decode("utf-8"))
+
+    def pending(self) -> int:
+        # The core bounds its own queue (Options.max_queue_bytes) and closes a
+        # session over it with 3001; it reports its queue when it can.
+        return int(getattr(self.session, "queued_bytes", 0) or 0)
+
+    def close(self) -> None:
+        self.session.close_nowait()
+
+
+class _StreamLink:
+    """A TCP stream."""
+
+    name = "tcp"
+    text = False
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    def write(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def pending(self) -> int:
+        return self.writer.transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        if self.writer.is_closing():
+            return
+        self.writer.close()
+        # A client that does not read would keep the socket open forever.
+        asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.writer.transport.abort)
+
+
+class _Peer:
+    """One client connection: implements BrokerClient for the broker."""
+
+    def __init__(self, server: StompServer, link: _Link, info: ConnectionInfo) -> None:
+        self.server = server
+        self.link = link
+        self.session_id = info.session_id
+        self.info = info
+        self.loop = asyncio.get_running_loop()
+        self.conn = StompConnection(server.options, now=self.loop.time())
+        self.principal: Principal | None = None
+        self.log = _Log(logger, {"session": info.session_id})
+        self.registered = False  # known to the broker
+        #: Subscription key -> destination shown in MESSAGE frames, for user destinations.
+        self.display: dict[str, str] = {}
+        #: Subscription key -> user destination suffix ("/queue/x") it listens to.
+        self.user_subs: dict[str, str] = {}
+        self.app_subs: set[str] = set()
+        self._app_ids = 0
+        self._unflushed = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self.close_reason = "transport closed"
+
+    # --- BrokerClient --------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        return self.session_id
+
+    def deliver(self, subscription: str, message: Message, message_id: str, redelivered: bool = False) -> None:
+        conn = self.conn
+        if conn.state is not State.CONNECTED:
+            return
+        sub = conn.subscriptions.get(subscription)
+        if sub is None:
+            return  # unsubscribed meanwhile
+        version = conn.version
+        tail = message.tail(version, text=self.link.text, destination=self.display.get(subscription))
+        mid = message_id.encode("utf-8") if not _NEEDS_ESCAPE(message_id) else encode_header(message_id, version).encode("utf-8")
+        if sub.ack is not AckMode.AUTO and version is Version.V1_2:
+            # "If the message is received from a subscription that requires
+            # explicit acknowledgment ... the MESSAGE frame MUST also contain an ack header"
+            head = b"MESSAGE\n%bmessage-id:%b\nack:%b\nredelivered:%b\n" % (
+                sub.header_line,
+                mid,
+                mid,
+                b"true" if redelivered else b"false",
+            )
+        else:
+            head = b"MESSAGE\n%bmessage-id:%b\nredelivered:%b\n" % (
+                sub.header_line,
+                mid,
+                b"true" if redelivered else b"false",
+            )
+        self._queue(head + tail)
+
+    def broker_lost(self, error: StompError) -> None:
+        self.fail(error)
+
+    # --- output ------------------------------------------------------------
+
+    def _queue(self, data: bytes) -> None:
+        size = len(data)
+        limit = self.server.options.max_pending_bytes
+        if self._unflushed + size + self.link.pending() > limit:
+            self.log.warning("slow consumer: more than %d bytes pending, disconnecting", limit)
+            self.fail(ProtocolError("Slow consumer", f"the client fell more than {limit} bytes behind"))
+            return
+        self._unflushed += size
+        self.conn.send_data(data, self.loop.time())
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        data = self.conn.data_to_send()
+        self._unflushed = 0
+        if data:
+            self.link.write(data)
+        if self.conn.closing:
+            self.link.close()
+        else:
+            self._arm_timer()
+
+    def fail(self, error: StompError) -> None:
+        """Send ERROR and close (at most once)."""
+        if self.conn.state is State.CLOSED:
+            return
+        self.close_reason = f"ERROR {error.message}"
+        self.conn.fail(error, self.loop.time())
+        self.flush()
+
+    # --- timers ------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.next_deadline()
+        if deadline is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        # Lazily re-armed: a later deadline is picked up when the timer fires.
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        conn = self.conn
+        conn.on_timer(self.loop.time())
+        if conn.closing:
+            self.close_reason = f"ERROR {conn.error.message if conn.error else 'timeout'}"
+        self.flush()
+
+    # --- input -------------------------------------------------------------
+
+    async def serve(self, chunks: AsyncIterator[bytes]) -> None:
+        """Run the connection until it ends, whichever side ends it."""
+        self.log.info("STOMP connection opened (transport %s, remote %s)", self.link.name, self.info.remote)
+        self.server._peers[self] = None
+        self._arm_timer()
+        try:
+            async for data in chunks:
+                self.conn.receive_data(data, self.loop.time())
+                await self._process()
+                if self.conn.state is State.CLOSED or self.conn.state is State.DISCONNECTING:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await self._finish()
+
+    async def _process(self) -> None:
+        conn = self.conn
+        while conn.state is State.AWAITING_CONNECT or conn.state is State.CONNECTED:
+            receipt: str | None = None
+            try:
+                event = conn.next_event()
+                if event is None:
+                    break
+                receipt = getattr(event, "receipt", None)
+                await self._execute(event)
+            except StompError as exc:
+                if exc.receipt_id is None:
+                    exc.receipt_id = receipt
+                self.log.info("ERROR %s: %s", exc.message, exc.detail)
+                self.fail(exc)
+                return
+            except Exception:
+                self.log.exception("failed to process a frame")
+                self.fail(StompError("Internal error", "the server failed to process the frame", receipt_id=receipt))
+                return
+        self._flush_soon()
+
+    async def _execute(self, event: Event) -> None:
+        now = self.loop.time
+        if isinstance(event, ConnectRequest):
+            await self._connect(event)
+            return
+        if isinstance(event, SendRequest):
+            await self._send(event)
+        elif isinstance(event, SubscribeRequest):
+            await self._subscribe(event.subscription, event.headers)
+        elif isinstance(event, AckRequest):
+            await self._ack(event)
+        elif isinstance(event, UnsubscribeRequest):
+            await self._unsubscribe(event.subscription)
+        elif isinstance(event, CommitRequest):
+            for op in event.operations:
+                if isinstance(op, SendRequest):
+                    await self._send(op)
+                else:
+                    await self._ack(op)
+        elif isinstance(event, DisconnectRequest):
+            self.close_reason = "DISCONNECT"
+            self.conn.receipt(event.receipt, now())
+            self.flush()
+            return
+        # BEGIN, ABORT and frames buffered in a transaction need only their receipt.
+        self.conn.receipt(event.receipt, now())
+
+    async def _connect(self, event: ConnectRequest) -> None:
+        server = self.server
+        info = self.info
+        principal: Principal | None = None
+        if server.authenticate is not None:
+            request = ConnectInfo(event.login, event.passcode, event.host, MappingProxyType(dict(event.frame.header_map)), info)
+            result = await _maybe_await(server.authenticate(request))
+            if result is None:
+                raise AccessDenied("Bad CONNECT", "Access refused")
+            principal = Principal(result) if isinstance(result, str) else result
+        self.principal = principal
+        self.info = info = ConnectionInfo(
+            info.session_id, info.transport, info.remote, info.http_headers, info.cookies, principal, event.version
+        )
+        await server.broker.connect(self, principal)
+        self.registered = True
+        if principal is not None:
+            server._users.setdefault(principal.name, {})[self] = None
+        self.conn.accept(self.session_id, self.loop.time())
+        self.log.info(
+            "CONNECTED version %s, user %s", event.version.value, principal.name if principal else "(anonymous)"
+        )
+
+    async def _authorize(self, command: Command, destination: str) -> None:
+        authorize = self.server.authorize
+        if authorize is not None and not await _maybe_await(authorize(self.principal, command, destination)):
+            raise AccessDenied("Access refused", f"not allowed to {command.value} {destination[:200]}")
+
+    async def _send(self, req: SendRequest) -> None:
+        server = self.server
+        destination = req.destination
+        await self._authorize(Command.SEND, destination)
+        path = server._app_path(destination)
+        if path is not None:
+            await self._app_message(req, path)
+            return
+        user_target = server._user_target(destination)
+        if user_target is not None:
+            user, suffix = user_target
+            await server._send_to_user(user, suffix, req.body, req.headers)
+            return
+        headers = req.headers
+        if self.principal is not None:
+            # A client cannot forge user-id: it was removed and is set here.
+            headers = (*headers, ("user-id", self.principal.name))
+        await server.broker.publish(destination, req.body, headers, sender=self)
+
+    async def _subscribe(self, sub: Subscription, headers: Mapping[str, str]) -> None:
+        server = self.server
+        version = self.conn.version
+        destination = sub.destination
+        await self._authorize(Command.SUBSCRIBE, destination)
+        if sub.client_id is not None:
+            sub.header_line = b"subscription:%b\n" % encode_header(sub.client_id, version).encode("utf-8")
+        path = server._app_path(destination)
+        if path is not None:
+            self.app_subs.add(sub.key)
+            await self._app_subscribe(sub, path)
+            return
+        suffix = server._user_subscription(destination)
+        if suffix is not None:
+            # Each session of a user gets its own broker destination, as
+            # Spring does: /user/queue/x -> /queue/x-user<session>.
+            broker_destination = f"{suffix}-user{self.session_id}"
+            self.user_subs[sub.key] = suffix
+            self.display[sub.key] = destination
+            extra = dict(headers)
+            extra["auto-delete"] = "true"
+            await server.broker.subscribe(self, sub.key, broker_destination, sub.ack, extra)
+            return
+        await server.broker.subscribe(self, sub.key, destination, sub.ack, headers)
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        if sub.key in self.app_subs:
+            self.app_subs.discard(sub.key)
+            return
+        self.user_subs.pop(sub.key, None)
+        self.display.pop(sub.key, None)
+        await self.server.broker.unsubscribe(self, sub.key)
+
+    async def _ack(self, req: AckRequest) -> None:
+        if req.ack_id.startswith(_APP_ACK_PREFIX):
+            return
+        broker = self.server.broker
+        if req.nack:
+            await broker.nack(self, req.ack_id, subscription=req.subscription, requeue=req.requeue)
+        else:
+            await broker.ack(self, req.ack_id, subscription=req.subscription)
+
+    # --- /app handlers -----------------------------------------------------
+
+    async def _call_handler(self, handler: Handler, message: AppMessage) -> Any:
+        try:
+            return await _maybe_await(handler(message))
+        except StompError:
+            raise
+        except Exception:
+            self.log.exception("application handler for %s failed", message.destination)
+            raise StompError("Handler error", f"the application failed to process {message.destination[:200]}") from None
+
+    async def _app_message(self, req: SendRequest, path: str) -> None:
+        server = self.server
+        found = server.handlers.match_message(path)
+        if found is None:
+            raise BrokerError("Unknown destination", f"no handler for {req.destination[:200]}")
+        route, params = found
+        message = AppMessage(req.destination, path, MappingProxyType(params), MappingProxyType(dict(req.headers)), req.body, self.info)
+        result = await self._call_handler(route.handler, message)
+        if result is None:
+            return
+        body, headers, target = server._reply(result)
+        if target is None:
+            if route.send_to is not None:
+                target = route.send_to.format_map(params)
+            elif route.reply_to is not None:
+                # Only this session: its subscriptions of <user_prefix><reply_to>.
+                await self.send_user_message(route.reply_to, body, headers)
+                return
+            else:
+                target = f"/topic{path}"
+        await server._publish(target, body, headers)
+
+    async def _app_subscribe(self, sub: Subscription, path: str) -> None:
+        found = self.server.handlers.match_subscribe(path)
+        if found is None:
+            raise BrokerError("Unknown destination", f"no subscribe handler for {sub.destination[:200]}")
+        route, params = found
+        message = AppMessage(
+            sub.destination, path, MappingProxyType(params), MappingProxyType({}), b"", self.info, subscription=sub.client_id
+        )
+        result = await self._call_handler(route.handler, message)
+        if result is None:
+            return
+        body, headers, _target = self.server._reply(result)
+        self._app_ids += 1
+        # Straight to this subscription, not through the broker (like @SubscribeMapping).
+        self.deliver(sub.key, Message(sub.destination, body, headers), f"{_APP_ACK_PREFIX}{self._app_ids}")
+
+    async def send_user_message(self, suffix: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+        """Publish to this session's subscriptions of ``<user_prefix><suffix>``, if any."""
+        if suffix in self.user_subs.values():
+            await self.server.broker.publish(f"{suffix}-user{self.session_id}", body, headers)
+
+    # --- end ---------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        server = self.server
+        self.flush()
+        if self.conn.state is not State.CLOSED:
+            self.conn.connection_lost()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.link.close()
+        server._peers.pop(self, None)
+        if self.principal is not None:
+            peers = server._users.get(self.principal.name)
+            if peers is not None:
+                peers.pop(self, None)
+                if not peers:
+                    del server._users[self.principal.name]
+        if self.registered:
+            self.registered = False
+            try:
+                await server.broker.connection_lost(self)
+            except Exception:
+                self.log.exception("broker failed to release the connection")
+        self.log.info("STOMP connection closed (%s)", self.close_reason)
+
+
+class StompServer:
+    """STOMP 1.0/1.1/1.2 over SockJS sessions and TCP streams.
+
+    ::
+
+        stomp = StompServer(broker=MemoryBroker(), app_prefix="/app", user_prefix="/user")
+        add_endpoint(app, "/stomp", stomp)
+
+    :param broker: where messages are routed; a :class:`MemoryBroker` by default.
+    :param options: per-connection limits and timers (:class:`StompOptions`).
+    :param app_prefix: SEND/SUBSCRIBE under this prefix go to :attr:`handlers`.
+    :param user_prefix: ``<user_prefix>/queue/x`` subscriptions receive what
+        :meth:`send_to_user` sends to ``/queue/x`` for their user.
+    :param authenticate: ``authenticate(ConnectInfo)`` -> Principal | user name
+        | None (refuse); may be async. Without it every client is anonymous.
+    :param authorize: ``authorize(principal, command, destination)`` -> bool for
+        SEND and SUBSCRIBE; may be async. Without it everything is allowed.
+    :param handlers: an :class:`AppHandlers` registry (a new one by default;
+        decorate with :meth:`message` and :meth:`subscribe`).
+    """
+
+    def __init__(
+        self,
+        broker: Broker | None = None,
+        *,
+        options: StompOptions | None = None,
+        app_prefix: str = "/app",
+        user_prefix: str = "/user",
+        authenticate: Authenticator | None = None,
+        authorize: Authorizer | None = None,
+        handlers: AppHandlers | None = None,
+    ) -> None:
+        for name, prefix in (("app_prefix", app_prefix), ("user_prefix", user_prefix)):
+            if not prefix.startswith("/") or prefix.endswith("/"):
+                raise ValueError(f"{name} must start with '/' and not end with it: {prefix!r}")
+        self.broker: Broker = broker if broker is not None else MemoryBroker()
+        self.options = options or StompOptions()
+        self.app_prefix = app_prefix
+        self.user_prefix = user_prefix
+        self.authenticate = authenticate
+        self.authorize = authorize
+        self.handlers = handlers if handlers is not None else AppHandlers()
+        self._peers: dict[_Peer, None] = {}
+        self._users: dict[str, dict[_Peer, None]] = {}
+
+    # --- decorators --------------------------------------------------------
+
+    def message(self, pattern: str, *, send_to: str | None = None, reply_to: str | None = None) -> Any:
+        """Decorator: handle SEND to ``<app_prefix><pattern>`` (see :meth:`AppHandlers.message`)."""
+        return self.handlers.message(pattern, send_to=send_to, reply_to=reply_to)
+
+    def subscribe(self, pattern: str) -> Any:
+        """Decorator: answer SUBSCRIBE to ``<app_prefix><pattern>`` once (see :meth:`AppHandlers.subscribe`)."""
+        return self.handlers.subscribe(pattern)
+
+    # --- entry points --------------------------------------------------------
+
+    async def __call__(self, session: Session) -> None:
+        """SockJS session handler: one STOMP connection per SockJS session."""
+        info = ConnectionInfo(
+            secrets.token_hex(8),
+            session.transport,
+            session.remote,
+            MappingProxyType(dict(session.headers)),
+            MappingProxyType(dict(session.cookies)),
+        )
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for text in session:
+                yield text.encode("utf-8")
+
+        await _Peer(self, _SessionLink(session), info).serve(chunks())
+
+    async def handle_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """``asyncio.start_server`` callback: one STOMP connection per TCP stream."""
+        peername = writer.get_extra_info("peername")
+        remote = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) and len(peername) >= 2 else None
+        info = ConnectionInfo(secrets.token_hex(8), "tcp", remote)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                yield data
+
+        await _Peer(self, _StreamLink(writer), info).serve(chunks())
+
+    # --- server-side API -----------------------------------------------------
+
+    async def publish(
+        self,
+        destination: str,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        """Publish from server code. ``body`` is str, bytes, or JSON-able.
+
+        ``<user_prefix>/<user>/queue/x`` sends to that user (:meth:`send_to_user`).
+        """
+        data, pairs = self._encode(body, headers, content_type)
+        await self._publish(destination, data, pairs)
+
+    async def send_to_user(
+        self,
+        user: str,
+        destination: str,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        """Send to every session of ``user`` subscribed to ``<user_prefix><destination>``."""
+        data, pairs = self._encode(body, headers, content_type)
+        await self._send_to_user(user, destination, data, pairs)
+
+    @property
+    def connections(self) -> list[ConnectionInfo]:
+        """The live connections."""
+        return [peer.info for peer in self._peers]
+
+    def users(self) -> list[str]:
+        """Names of the connected authenticated users."""
+        return list(self._users)
+
+    async def close(self) -> None:
+        """Send ERROR "Server shutting down" to every client and close them."""
+        for peer in list(self._peers):
+            peer.fail(StompError("Server shutting down"))
+
+    # --- internals ---------------------------------------------------------
+
+    def _encode(self, body: Any, headers: Mapping[str, str] | None, content_type: str | None) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+        data, default_type = encode_body(body)
+        pairs = [(k, v) for k, v in (headers or {}).items() if k not in SERVER_SET_HEADERS]
+        ctype = content_type or default_type
+        if ctype is not None and not any(k == "content-type" for k, _ in pairs):
+            pairs.append(("content-type", ctype))
+        return data, tuple(pairs)
+
+    def _reply(self, result: Any) -> tuple[bytes, tuple[tuple[str, str], ...], str | None]:
+        if isinstance(result, Reply):
+            data, pairs = self._encode(result.body, result.headers, None)
+            return data, pairs, result.destination
+        data, pairs = self._encode(result, None, None)
+        return data, pairs, None
+
+    async def _publish(self, destination: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+        if self._app_path(destination) is not None:
+            raise ValueError(f"cannot publish to an application destination: {destination!r}")
+        target = self._user_target(destination)
+        if target is not None:
+            await self._send_to_user(target[0], target[1], body, headers)
+            return
+        await self.broker.publish(destination, body, headers)
+
+    async def _send_to_user(self, user: str, destination: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+        for peer in list(self._users.get(user, ())):
+            await peer.send_user_message(destination, body, headers)
+
+    def _app_path(self, destination: str) -> str | None:
+        prefix = self.app_prefix
+        if destination.startswith(prefix) and destination[len(prefix) : len(prefix) + 1] == "/":
+            return destination[len(prefix) :]
+        return None
+
+    def _user_subscription(self, destination: str) -> str | None:
+        """``/user/queue/x`` -> ``/queue/x`` (a subscription to the caller's own destination)."""
+        prefix = self.user_prefix
+        if destination.startswith(prefix + "/") and destination[len(prefix) :].startswith(("/queue/", "/topic/")):
+            return destination[len(prefix) :]
+        return None
+
+    def _user_target(self, destination: str) -> tuple[str, str] | None:
+        """``/user/<name>/queue/x`` -> ("name", "/queue/x") (sending to another user)."""
+        prefix = self.user_prefix + "/"
+        if not destination.startswith(prefix):
+            return None
+        name, sep, rest = destination[len(prefix) :].partition("/")
+        if not sep or not name or not ("/" + rest).startswith(("/queue/", "/topic/")):
+            raise BrokerError("Unknown destination", f"user destinations look like {prefix}<user>/queue/<name>")
+        return name, "/" + rest
