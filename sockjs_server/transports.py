@@ -75,6 +75,9 @@ async def receive(request: web.Request, endpoint: Endpoint, session_id: str, env
         return response
     stream = web.StreamResponse(headers=headers)
     set_session_cookie(stream, request, options)
+    if request.version < (1, 1):
+        # An HTTP/1.0 body without a length ends only when the connection closes.
+        stream.force_close()
     try:
         await stream.prepare(request)
         await stream.write(envelope.prelude(callback))
