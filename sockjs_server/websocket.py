@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.client_exceptions import ClientConnectionResetError
@@ -69,18 +71,37 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = _new_session(request, endpoint, session_id, "websocket", raw=False)
+    await _serve(ws, session, _decode_framed, _pump_frames)
+    return ws
+
+
+def _decode_framed(data: str) -> list[str]:
+    if not data:
+        return []  # sockjs-protocol, Websocket: "Server must ignore empty messages."
+    return decode_payload(data, allow_single=True)
+
+
+def _decode_raw(data: str) -> list[str]:
+    return [data]
+
+
+async def _serve(
+    ws: web.WebSocketResponse,
+    session: Session,
+    decode: Callable[[str], list[str]],
+    pump: Callable[[web.WebSocketResponse, Session, Receiver], Coroutine[Any, Any, None]],
+) -> None:
+    """Read client messages into the session while ``pump`` writes its frames; the
+    session ends with the websocket."""
     receiver = Receiver()
     session.attach(receiver)
-    writer = asyncio.get_running_loop().create_task(_pump_frames(ws, session, receiver))
+    writer = asyncio.get_running_loop().create_task(pump(ws, session, receiver))
     close_code: int = CloseCode.NORMAL
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
-                data: str = msg.data
-                if not data:
-                    continue  # sockjs-protocol, Websocket: "Server must ignore empty messages."
                 try:
-                    messages = decode_payload(data, allow_single=True)
+                    messages = decode(msg.data)
                 except PayloadError:
                     # "When user sends broken data ... the server must abruptly terminate the ws connection."
                     close_code = CloseCode.GO_AWAY
@@ -103,7 +124,6 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
             close_code = ws.close_code
         session.transport_closed(close_code)
         await writer
-    return ws
 
 
 async def _pump_frames(ws: web.WebSocketResponse, session: Session, receiver: Receiver) -> None:
@@ -125,36 +145,15 @@ async def _pump_frames(ws: web.WebSocketResponse, session: Session, receiver: Re
 
 
 async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-    """Plain websocket, no SockJS framing: one websocket message is one message."""
-    options = endpoint.options
-    ws = await _accept(request, endpoint, heartbeat=options.heartbeat_delay)
+    """Plain websocket, no SockJS framing: one websocket message is one message.
+
+    No ``h`` frames here, so websocket pings every ``heartbeat_delay`` find dead peers.
+    """
+    ws = await _accept(request, endpoint, heartbeat=endpoint.options.heartbeat_delay)
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = _new_session(request, endpoint, "", "websocket-raw", raw=True)
-    receiver = Receiver()
-    session.attach(receiver)
-    session.next_frame()  # the open frame is not sent on the raw websocket
-    writer = asyncio.get_running_loop().create_task(_pump_raw(ws, session, receiver))
-    close_code: int = CloseCode.NORMAL
-    try:
-        async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
-                session.deliver((msg.data,))
-                await session.drained()
-            elif msg.type is WSMsgType.BINARY:
-                close_code = WSCloseCode.UNSUPPORTED_DATA
-                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"Binary frames are not supported.")
-                break
-            else:
-                close_code = ws.close_code or CloseCode.INTERRUPTED
-                break
-    except _SEND_ERRORS:
-        close_code = CloseCode.INTERRUPTED
-    finally:
-        if ws.close_code is not None and close_code == CloseCode.NORMAL:
-            close_code = ws.close_code
-        session.transport_closed(close_code)
-        await writer
+    await _serve(ws, session, _decode_raw, _pump_raw)
     return ws
 
 
