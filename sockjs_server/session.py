@@ -262,11 +262,17 @@ class Session:
 
     def next_frame(self) -> str | None:
         """The next frame for the attached receiver, or ``None``."""
-        return self._state.next_frame(self._loop.time())
+        frame = self._state.next_frame(self._loop.time())
+        if self._timer is None and frame is not None:
+            self._schedule()
+        return frame
 
     def take_raw(self) -> list[str]:
         """Everything queued, as plain texts (raw websocket)."""
-        return self._state.take_queue(self._loop.time())
+        queue = self._state.take_queue(self._loop.time())
+        if self._timer is None:
+            self._schedule()
+        return queue
 
     async def wait_frame(self, receiver: Receiver) -> None:
         """Wait until ``receiver`` has something to send, was superseded, or should re-check its client."""

@@ -179,7 +179,8 @@ class SessionState:
         if self.state is State.CLOSED:
             return None
         if self._attached:
-            return self._heartbeat_at
+            # A due heartbeat waits for the receiver, not for a timer.
+            return None if self._heartbeat_due else self._heartbeat_at
         return self._expire_at
 
     # -- events ----------------------------------------------------------

@@ -190,11 +190,6 @@ def test_no_expiry_while_a_receiver_is_attached() -> None:
     assert state.state is State.OPEN
 
 
-@pytest.mark.xfail(
-    reason="next_deadline() keeps returning the passed heartbeat time while the heartbeat is due; "
-    "Session re-arms its timer on it and spins while a slow client blocks a write",
-    strict=True,
-)
 def test_a_due_heartbeat_is_not_a_deadline_in_the_past() -> None:
     # While the receiver is still busy writing an earlier frame (a slow
     # client), the heartbeat stays due. The deadline the driver is told to
