@@ -286,6 +286,8 @@ class StompClient:
         self.closed = asyncio.Event()
         self.task = asyncio.create_task(self._pump())
         self.connected: ClientFrame | None = None
+        #: Frames read while waiting for a RECEIPT, handed out by next() first.
+        self.stash: list[ClientFrame] = []
 
     async def _pump(self) -> None:
         while True:
@@ -320,6 +322,8 @@ class StompClient:
 
     async def next(self, timeout: float = TIMEOUT) -> ClientFrame | None:
         """The next frame, or None once the connection closed."""
+        if self.stash:
+            return self.stash.pop(0)
         return await asyncio.wait_for(self.frames.get(), timeout)
 
     async def expect(self, command: str, timeout: float = TIMEOUT) -> ClientFrame:
@@ -329,8 +333,15 @@ class StompClient:
         return frame
 
     async def receipt(self, receipt_id: str) -> None:
-        frame = await self.expect("RECEIPT")
-        assert frame["receipt-id"] == receipt_id
+        """Wait for RECEIPT ``receipt_id``; MESSAGE frames arriving first are kept for next()."""
+        while True:
+            frame = await asyncio.wait_for(self.frames.get(), TIMEOUT)
+            assert frame is not None, f"connection closed while waiting for RECEIPT {receipt_id}"
+            if frame.command == "RECEIPT":
+                assert frame["receipt-id"] == receipt_id, frame.headers
+                return
+            assert frame.command == "MESSAGE", f"expected RECEIPT, got {frame.command} {frame.headers} {frame.body!r}"
+            self.stash.append(frame)
 
     async def subscribe(self, destination: str, sub_id: str, ack: str = "auto", **extra: str) -> None:
         headers = {"destination": destination, "id": sub_id, "ack": ack, "receipt": f"sub-{sub_id}"}
@@ -360,6 +371,7 @@ class StompClient:
 
     async def no_frame(self, delay: float = 0.05) -> None:
         """Nothing arrives for a short while (used after a receipt made it ordered)."""
+        assert not self.stash, f"unexpected frames {self.stash}"
         try:
             frame = await asyncio.wait_for(self.frames.get(), delay)
         except asyncio.TimeoutError:
