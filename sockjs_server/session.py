@@ -332,6 +332,7 @@ class Session:
     # -- internals -----------------------------------------------------------
 
     async def _run_handler(self) -> None:
+        self._log.debug("open via %s from %s", self.transport, self.remote)
         try:
             await self.endpoint.handler(self)
         except asyncio.CancelledError:
@@ -363,6 +364,7 @@ class Session:
         if self._closed.done():
             return
         self._closed.set_result(None)
+        self._log.debug("closed: %s %s", self._state.close_code, self._state.close_reason)
         self._wake_receiver()
         for waiter in (self._reader, self._drain):
             if waiter is not None and not waiter.done():
