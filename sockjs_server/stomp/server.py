@@ -121,7 +121,8 @@ class _StreamLink:
     name = "tcp"
     text = False
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
         self.writer = writer
 
     def write(self, data: bytes) -> None:
@@ -134,7 +135,10 @@ class _StreamLink:
     def close(self) -> None:
         if self.writer.is_closing():
             return
+        # The transport closes once what was written is flushed; the read
+        # loop ends now (whatever the client still sends is ignored).
         self.writer.close()
+        self.reader.feed_eof()
         # A client that does not read would keep the socket open forever.
         asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.writer.transport.abort)
 
@@ -585,7 +589,7 @@ class StompServer:
                     return
                 yield data
 
-        await _Peer(self, _StreamLink(writer), info).serve(chunks())
+        await _Peer(self, _StreamLink(reader, writer), info).serve(chunks())
 
     # --- server-side API -----------------------------------------------------
 

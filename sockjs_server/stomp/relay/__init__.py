@@ -1,0 +1,1 @@
+"""Relay to RabbitMQ's STOMP plugin."""
