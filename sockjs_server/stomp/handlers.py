@@ -137,18 +137,20 @@ class AppHandlers:
         """
         if send_to is not None and reply_to is not None:
             raise ValueError("give send_to or reply_to, not both")
+        regex = _compile(pattern)
 
         def register(handler: Handler) -> Handler:
-            self._messages.append(_Route(pattern, _compile(pattern), handler, send_to, reply_to))
+            self._messages.append(_Route(pattern, regex, handler, send_to, reply_to))
             return handler
 
         return register
 
     def subscribe(self, pattern: str) -> Callable[[Handler], Handler]:
         """Answer SUBSCRIBE to ``<app_prefix><pattern>`` once, straight to that subscription."""
+        regex = _compile(pattern)
 
         def register(handler: Handler) -> Handler:
-            self._subscribes.append(_Route(pattern, _compile(pattern), handler))
+            self._subscribes.append(_Route(pattern, regex, handler))
             return handler
 
         return register
