@@ -248,9 +248,20 @@ def running_server(server: Server, log_dir: Path) -> Iterator[tuple[int, int]]:
         log.close()
 
 
+WSLOAD = BIN_DIR / "wsload"
+USE_WSLOAD = True
+
+
 def run_load(config: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run the load generator on core 1 and return its JSON result."""
-    cmd = ["taskset", "-c", LOAD_CPU, "node", str(BENCH / "loadgen" / "loadgen.js"), json.dumps(config)]
+    """Run the load generator on core 1 and return its JSON result.
+
+    Websocket scenarios use wsload (C, epoll), the HTTP transports loadgen.js (Node, raw sockets).
+    """
+    if USE_WSLOAD and WSLOAD.exists() and config.get("transport", "websocket") == "websocket":
+        cmd = [str(WSLOAD), *(f"{k}={v}" for k, v in config.items() if k != "transport")]
+    else:
+        cmd = ["node", str(BENCH / "loadgen" / "loadgen.js"), json.dumps(config)]
+    cmd = ["taskset", "-c", LOAD_CPU, *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     _started.append(proc)  # type: ignore[arg-type]
     try:
@@ -310,6 +321,17 @@ def ensure_envs(log: Callable[[str], None]) -> None:
         shutil.copy(lock, NODE_ENV / "package-lock.json")
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_ENV, check=True)
         stamp.write_text(want)
+    src = BENCH / "loadgen" / "wsload.c"
+    stamp = BIN_DIR / ".wsload-stamp"
+    want = _digest(src)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc and (not stamp.exists() or stamp.read_text() != want or not WSLOAD.exists()):
+        log("building the websocket load generator (wsload) ...")
+        BIN_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run([cc, "-O2", "-o", str(WSLOAD), str(src), "-lm"], check=True)
+        stamp.write_text(want)
+    elif not cc:
+        log("no C compiler: the Node load generator serves the websocket scenarios too")
 
 
 def ours_available() -> str | None:
@@ -509,10 +531,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default="all", help="comma-separated: " + ",".join(SCENARIOS))
     ap.add_argument("--servers", default="all", help="comma-separated: " + ",".join(SERVERS))
     ap.add_argument("--no-install", action="store_true", help="use bench/.envs as it is")
+    ap.add_argument("--node-loadgen", action="store_true",
+                    help="drive the websocket scenarios with loadgen.js too (cross-check of wsload)")
     ap.add_argument("--results", default=None, help="where to write the Markdown results "
                     "(default: bench/RESULTS.md for a full run of every scenario, else bench/.work/)")
     args = ap.parse_args(argv)
 
+    global USE_WSLOAD
+    USE_WSLOAD = not args.node_loadgen
     reps = args.reps or (1 if args.quick else 3)
     scen = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     servers = list(SERVERS) if args.servers == "all" else args.servers.split(",")
