@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import ALL_TRANSPORTS
-from stomp_testing import TIMEOUT
+from stomp_testing import ALL_TRANSPORTS, TIMEOUT, harness  # noqa: F401
 
 from sockjs_server.stomp import AccessDenied, AppHandlers, MemoryBroker, Principal, StompOptions, StompServer
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from stomp_testing import harness  # noqa: F401
+
 from sockjs_server.stomp import MemoryBroker, StompServer
 
 SUBSCRIBERS = 1000

@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import pytest
-from stomp_testing import TIMEOUT
+from stomp_testing import TIMEOUT, harness  # noqa: F401
 
 stomp = pytest.importorskip("stomp")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from stomp_testing import TIMEOUT, ClientParser, encode_frame
+from stomp_testing import TIMEOUT, ClientParser, encode_frame, harness  # noqa: F401
 
 from sockjs_server.stomp import MemoryBroker, StompOptions, StompServer
 
