@@ -170,3 +170,15 @@ class Broker(abc.ABC):
         self, client: BrokerClient, ack_id: str, *, subscription: str | None = None, requeue: bool = True
     ) -> None:
         """Reject a delivery: redeliver it (``requeue``) or drop it."""
+
+    # --- user destinations -------------------------------------------------
+
+    def user_destination(self, user: str, destination: str) -> str | None:
+        """The broker destination reaching every session of ``user`` subscribed to
+        ``<user_prefix><destination>``, on every server node sharing this broker.
+
+        None (the default): the server sends to the user's sessions it holds
+        itself. A broker shared by several nodes (the RabbitMQ relay) returns
+        one, and :meth:`StompServer.send_to_user` publishes there once.
+        """
+        return None

@@ -163,7 +163,7 @@ class _Peer:
         self.app_subs: set[str] = set()
         self._app_ids = 0
         self._unflushed = 0
-        self._flush_handle: asyncio.Handle | None = None
+        self._dirty = False  # queued in the server's flush batch
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self.close_reason = "transport closed"
@@ -218,13 +218,12 @@ class _Peer:
         self._flush_soon()
 
     def _flush_soon(self) -> None:
-        if self._flush_handle is None:
-            self._flush_handle = self.loop.call_soon(self.flush)
+        if not self._dirty:
+            self._dirty = True
+            self.server._flush_later(self)
 
     def flush(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        self._dirty = False
         data = self.conn.data_to_send()
         self._unflushed = 0
         if data:
@@ -547,6 +546,10 @@ class StompServer:
         self.handlers = handlers if handlers is not None else AppHandlers()
         self._peers: dict[_Peer, None] = {}
         self._users: dict[str, dict[_Peer, None]] = {}
+        # Peers with queued output, flushed together once per event-loop turn
+        # (one callback for a whole fan-out, not one per subscriber).
+        self._dirty: list[_Peer] = []
+        self._flush_handle: asyncio.Handle | None = None
 
     # --- decorators --------------------------------------------------------
 
@@ -572,7 +575,8 @@ class StompServer:
 
         async def chunks() -> AsyncIterator[bytes]:
             async for text in session:
-                yield text.encode("utf-8")
+                # A lone surrogate (valid JSON, not UTF-8) must reach the parser as bad bytes, not crash.
+                yield text.encode("utf-8", "surrogatepass")
 
         await _Peer(self, _SessionLink(session), info).serve(chunks())
 
@@ -637,6 +641,18 @@ class StompServer:
 
     # --- internals ---------------------------------------------------------
 
+    def _flush_later(self, peer: _Peer) -> None:
+        self._dirty.append(peer)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, []
+        for peer in dirty:
+            if peer._dirty:
+                peer.flush()
+
     def _encode(self, body: Any, headers: Mapping[str, str] | None, content_type: str | None) -> tuple[bytes, tuple[tuple[str, str], ...]]:
         data, default_type = encode_body(body)
         pairs = [(k, v) for k, v in (headers or {}).items() if k not in SERVER_SET_HEADERS]
@@ -662,6 +678,11 @@ class StompServer:
         await self.broker.publish(destination, body, headers)
 
     async def _send_to_user(self, user: str, destination: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+        routed = self.broker.user_destination(user, destination)
+        if routed is not None:
+            # The broker reaches the user's sessions on every node.
+            await self.broker.publish(routed, body, headers)
+            return
         for peer in list(self._users.get(user, ())):
             await peer.send_user_message(destination, body, headers)
 

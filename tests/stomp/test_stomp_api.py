@@ -8,7 +8,9 @@ import pkgutil
 
 import aiohttp
 import pytest
-from stomp_testing import StompClient, TcpPipe, WebSocketPipe
+import json
+
+from stomp_testing import StompClient, TcpPipe, WebSocketPipe, harness  # noqa: F401
 
 import sockjs_server.stomp as stomp_pkg
 from sockjs_server.stomp import AppHandlers, StompServer
@@ -91,3 +93,10 @@ async def test_stomp_subcommand_app(aiohttp_server, unused_tcp_port_factory):
         assert (await ws.expect("MESSAGE")).text == "from tcp"
         await tcp.disconnect()
         await ws.disconnect()
+
+
+async def test_lone_surrogate_over_websocket_is_a_protocol_error(harness):
+    h = await harness("websocket")
+    c = await h.connected()
+    await c.pipe.ws.send_str(json.dumps(["SEND\ndestination:/topic/\ud800\n\n\x00"]))
+    await c.expect_error("Bad frame")

@@ -378,3 +378,4 @@ async def test_escaped_headers_round_trip(harness, transport):
     m = await c.expect("MESSAGE")
     assert m["x-esc"] == "a:b\nc\\d\re"
     assert m["subscription"] == "e:1"
+

@@ -229,7 +229,10 @@ class Upstream(asyncio.Protocol):
         """
         proto = self.protocol
         if proto.state is not UpstreamState.CONNECTED or self._transport is None:
-            raise self.failure if self.failure is not None else _unavailable("the broker connection is not open")
+            failure = self.failure
+            if failure is not None:
+                raise BrokerError(failure.message, failure.detail)
+            raise _unavailable("the broker connection is not open")
         future: asyncio.Future[None] | None = None
         # Receipts on the broker connection are the relay's own: a client's
         # receipt header must never reach the broker (the first one would win).
@@ -248,6 +251,10 @@ class Upstream(asyncio.Protocol):
             return
         try:
             await asyncio.wait_for(asyncio.shield(future), self.receipt_timeout)
+        except StompError as exc:
+            # One failure may end many waiters: each gets its own copy (the
+            # server fills in the receipt-id of the frame that failed).
+            raise BrokerError(exc.message, exc.detail) from None
         except asyncio.TimeoutError:
             error = BrokerError("Broker receipt timeout", f"no RECEIPT for {command.value} within {self.receipt_timeout:g} s")
             self._dispatch(proto.fail(error))

@@ -1,0 +1,812 @@
+"""RabbitRelay: a :class:`~sockjs_server.stomp.broker.Broker` that relays to RabbitMQ's STOMP plugin.
+
+Connection design (measured, see the README's relay section): a hybrid of
+Spring's one-connection-per-client relay and a multiplexed one.
+
+* Two shared connections per server node. The *subscriber* connection holds
+  the node's plain ``/topic/`` subscriptions (``ack:auto``, no options) and
+  user-destination subscriptions, de-duplicated: one upstream SUBSCRIBE per
+  distinct destination, whatever the number of local subscribers, each
+  MESSAGE copied to them in-process. The *publisher* connection carries
+  server-side publishes and clients' SENDs to ``/topic/`` keys. RabbitMQ
+  then does one delivery per node instead of one per client, and a chat
+  client costs it no connection at all.
+* One connection of its own per client, opened on first need, for
+  everything whose semantics live in a RabbitMQ connection: queue
+  subscriptions, ``client`` / ``client-individual`` acks (RabbitMQ's ack ids
+  and its cumulative ``client`` acks are per connection), subscriptions with
+  options (``prefetch-count``, ``durable``, ``x-queue-name``...),
+  ``/temp-queue/`` replies, ``/exchange/`` and ``/amq/queue/`` destinations.
+  RabbitMQ answers a bad destination there with ERROR and closes the
+  connection: only that client is affected.
+
+Every frame relayed for a client is sent with a relay receipt and the
+client's operation completes only when RabbitMQ's RECEIPT arrives, so the
+server's RECEIPT to the client never confirms what RabbitMQ did not accept.
+
+When the subscriber connection drops (broker stopped or restarted) every
+client with state in the broker gets ERROR and is closed; the relay
+reconnects with exponential backoff. While the broker is unavailable CONNECT,
+SEND and SUBSCRIBE are answered with ERROR ``Broker not available``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
+
+from ..auth import Principal
+from ..broker import Broker, BrokerClient, Message
+from ..errors import AccessDenied, BrokerError, ProtocolError, StompError
+from ..frames import AckMode, Command, Frame
+from .upstream import Upstream
+
+__all__ = ["RabbitRelay", "RelayState", "relay_from_url", "USER_ID_HEADER"]
+
+logger = logging.getLogger(__name__)
+
+#: Header carrying the sender's user name through RabbitMQ. RabbitMQ checks a
+#: ``user-id`` header against the relay's own login (and closes the
+#: connection when it differs), so the server's ``user-id`` travels under
+#: this name and is restored on delivery.
+USER_ID_HEADER = "x-sockjs-user-id"
+
+#: MESSAGE headers set by RabbitMQ or by the relay, not passed on as message headers.
+_BROKER_HEADERS = frozenset(
+    {
+        "subscription",
+        "destination",
+        "message-id",
+        "redelivered",
+        "ack",
+        "content-length",
+        "receipt",
+        "transaction",
+        "user-id",
+        USER_ID_HEADER,
+    }
+)
+
+#: A /topic/ routing key the shared connection may subscribe or publish to:
+#: anything RabbitMQ accepts without closing the connection.
+_TOPIC_KEY = re.compile(r"[^/%\x00-\x1f]{1,255}")
+
+_USER_KEY_PREFIX = "sockjs-user."
+#: Ack ids of messages delivered in-process (nothing to acknowledge upstream).
+_LOCAL_ACK_PREFIX = "relay-local@@"
+
+
+class RelayState(enum.Enum):
+    """Whether the relay can serve clients."""
+
+    STOPPED = "stopped"  # start() not called yet
+    CONNECTING = "connecting"  # first attempt under way
+    AVAILABLE = "available"
+    UNAVAILABLE = "unavailable"  # broker unreachable or lost; reconnecting with backoff
+    CLOSED = "closed"
+
+
+def _enc(text: str) -> str:
+    # Routing keys are taken literally by RabbitMQ: percent-encode everything
+    # but letters, digits and "_-~", and the dot too, so "user.suffix" splits one way only.
+    return quote(text, safe="").replace(".", "%2E")
+
+
+def _unavailable(detail: str) -> BrokerError:
+    return BrokerError("Broker not available", detail)
+
+
+@dataclass(eq=False, slots=True)
+class _Shared:
+    """One de-duplicated subscription on the subscriber connection."""
+
+    upstream_id: str
+    destination: str
+    #: (client state, local subscription key) pairs receiving its messages.
+    subscribers: dict[tuple[_Client, str], None] = field(default_factory=dict)
+    ready: asyncio.Future[None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Client:
+    client: BrokerClient
+    principal: Principal | None
+    own: Upstream | None = None
+    opening: asyncio.Future[Upstream] | None = None
+    #: Subscriptions on the own connection: key -> destination.
+    own_subs: dict[str, str] = field(default_factory=dict)
+    #: /temp-queue/ destinations the client listens to -> subscription key.
+    temp_subs: dict[str, str] = field(default_factory=dict)
+    #: User-destination subscriptions: key -> user destination suffix ("/queue/x").
+    user_subs: dict[str, str] = field(default_factory=dict)
+    #: Anonymous sessions' user-destination subscriptions, served on this node
+    #: only: key -> the server's per-session destination.
+    local_subs: dict[str, str] = field(default_factory=dict)
+    shared: dict[str, _Shared] = field(default_factory=dict)
+    gone: bool = False
+
+    @property
+    def has_broker_state(self) -> bool:
+        return bool(self.shared or self.own_subs or self.temp_subs) or self.own is not None
+
+
+class RabbitRelay(Broker):
+    """Relay STOMP to RabbitMQ: ``StompServer(broker=RabbitRelay("127.0.0.1", 61613, "guest", "guest", "/"))``.
+
+    :param host, port: RabbitMQ's STOMP listener.
+    :param login, passcode, virtual_host: what the relay logs in with, on
+        every connection it opens (client CONNECT credentials are only seen
+        by the server's ``authenticate`` hook).
+    :param client_credentials: optional ``f(principal) -> (login, passcode)``:
+        each client then gets its own connection, logged in with these, and
+        nothing is shared.
+    :param heartbeat: seconds between heart-beats each way with the broker;
+        a broker silent for ``heartbeat_tolerance`` intervals is considered lost.
+    :param connect_timeout: seconds to open and log in a connection.
+    :param receipt_timeout: seconds RabbitMQ may take to confirm a frame
+        before the connection is considered broken.
+    :param reconnect_delay, max_reconnect_delay: backoff after a failed or
+        lost connection: the first retry after ``reconnect_delay`` seconds,
+        doubling (with jitter) up to ``max_reconnect_delay``.
+    :param share_topics: de-duplicate plain ``/topic/`` subscriptions on the
+        shared connection (default). False gives every client its own
+        connection for everything, as Spring's relay does.
+    :param user_exchange: the exchange carrying user destinations between
+        nodes (``amq.direct`` exists in every virtual host).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 61613,
+        login: str | None = "guest",
+        passcode: str | None = "guest",
+        virtual_host: str | None = "/",
+        *,
+        client_credentials: Callable[[Principal | None], tuple[str, str]] | None = None,
+        heartbeat: float = 10.0,
+        heartbeat_tolerance: float = 3.0,
+        connect_timeout: float = 10.0,
+        receipt_timeout: float = 30.0,
+        reconnect_delay: float = 1.0,
+        max_reconnect_delay: float = 30.0,
+        share_topics: bool = True,
+        user_exchange: str = "amq.direct",
+    ) -> None:
+        if heartbeat < 0 or heartbeat_tolerance < 1:
+            raise ValueError("heartbeat must be >= 0 and heartbeat_tolerance >= 1")
+        if connect_timeout <= 0 or receipt_timeout <= 0:
+            raise ValueError("connect_timeout and receipt_timeout must be positive")
+        if reconnect_delay <= 0 or max_reconnect_delay < reconnect_delay:
+            raise ValueError("need 0 < reconnect_delay <= max_reconnect_delay")
+        if not user_exchange or "/" in user_exchange:
+            raise ValueError(f"invalid user_exchange {user_exchange!r}")
+        self.host = host
+        self.port = port
+        self.login = login
+        self.passcode = passcode
+        self.virtual_host = virtual_host
+        self.client_credentials = client_credentials
+        self.heartbeat = heartbeat
+        self.heartbeat_tolerance = heartbeat_tolerance
+        self.connect_timeout = connect_timeout
+        self.receipt_timeout = receipt_timeout
+        self.reconnect_delay = reconnect_delay
+        self.max_reconnect_delay = max_reconnect_delay
+        self.share_topics = share_topics and client_credentials is None
+        self.user_exchange = user_exchange
+        self._user_prefix = f"/exchange/{user_exchange}/{_USER_KEY_PREFIX}"
+        #: Called with the new state on every change (e.g. to export it).
+        self.on_state_change: Callable[[RelayState], None] | None = None
+        self._state = RelayState.STOPPED
+        self.last_error: StompError | None = None
+        self._clients: dict[str, _Client] = {}
+        self._shared: dict[str, _Shared] = {}  # destination -> shared subscription
+        self._shared_ids: dict[str, _Shared] = {}  # upstream id -> shared subscription
+        self._next_id = 0
+        self._subscriber: Upstream | None = None
+        self._publisher: Upstream | None = None
+        self._publisher_opening: asyncio.Future[Upstream] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._lost: asyncio.Event | None = None
+        self._first_attempt: asyncio.Event | None = None
+        #: Reconnections of the shared connections since start (statistics).
+        self.reconnects = 0
+
+    def __repr__(self) -> str:
+        return f"<RabbitRelay {self.host}:{self.port} vhost={self.virtual_host!r} {self._state.value}>"
+
+    # --- state -----------------------------------------------------------------
+
+    @property
+    def state(self) -> RelayState:
+        return self._state
+
+    @property
+    def available(self) -> bool:
+        return self._state is RelayState.AVAILABLE
+
+    def _set_state(self, state: RelayState) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        if state is RelayState.AVAILABLE:
+            logger.info("broker %s:%s available", self.host, self.port)
+        elif state is RelayState.UNAVAILABLE:
+            logger.warning("broker %s:%s unavailable: %s", self.host, self.port, self.last_error)
+        if self.on_state_change is not None:
+            self.on_state_change(state)
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections to RabbitMQ (shared and per-client)."""
+        count = sum(1 for c in (self._subscriber, self._publisher) if c is not None and c.connected)
+        return count + sum(1 for c in self._clients.values() if c.own is not None and c.own.connected)
+
+    def stats(self) -> dict[str, int | str]:
+        return {
+            "state": self._state.value,
+            "clients": len(self._clients),
+            "connections": self.connection_count,
+            "shared_subscriptions": len(self._shared),
+            "reconnects": self.reconnects,
+        }
+
+    # --- life cycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting; returns after the first attempt (successful or not).
+
+        Called on the first client CONNECT if the application did not call it.
+        The relay keeps retrying in the background while the broker is unreachable.
+        """
+        if self._state is RelayState.CLOSED:
+            return
+        if self._supervisor is None:
+            self._first_attempt = asyncio.Event()
+            self._set_state(RelayState.CONNECTING)
+            self._supervisor = asyncio.create_task(self._supervise(), name="rabbit-relay")
+        assert self._first_attempt is not None
+        try:
+            await asyncio.wait_for(self._first_attempt.wait(), 2 * self.connect_timeout + 1)
+        except asyncio.TimeoutError:  # pragma: no cover - bounded by connect_timeout
+            pass
+
+    async def close(self) -> None:
+        """Close every broker connection; live clients are the server's to close."""
+        self._set_state(RelayState.CLOSED)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            try:
+                await self._supervisor
+            except asyncio.CancelledError:
+                pass
+            self._supervisor = None
+        for state in list(self._clients.values()):
+            self._close_own(state)
+        for conn in (self._subscriber, self._publisher):
+            if conn is not None:
+                conn.close()
+        self._subscriber = self._publisher = None
+
+    def _upstream(self, name: str, **kwargs: object) -> Upstream:
+        login, passcode = self.login, self.passcode
+        credentials = kwargs.pop("credentials", None)
+        if credentials is not None:
+            login, passcode = credentials  # type: ignore[misc]
+        return Upstream(
+            self.host,
+            self.port,
+            login=login,
+            passcode=passcode,
+            virtual_host=self.virtual_host,
+            heartbeat=(self.heartbeat, self.heartbeat),
+            heartbeat_tolerance=self.heartbeat_tolerance,
+            connect_timeout=self.connect_timeout,
+            receipt_timeout=self.receipt_timeout,
+            name=name,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def _supervise(self) -> None:
+        """Keep the shared connections up: connect, wait for loss, back off, repeat."""
+        delay = self.reconnect_delay
+        first = True
+        while self._state is not RelayState.CLOSED:
+            self._lost = lost = asyncio.Event()
+            subscriber = self._upstream("relay-subscriber", on_message=self._on_shared_message, on_lost=self._on_subscriber_lost)
+            try:
+                await subscriber.open()
+                publisher = await self._open_publisher()
+                if not subscriber.connected:
+                    publisher.close()
+                    failure = subscriber.failure
+                    raise BrokerError(failure.message, failure.detail) if failure else _unavailable("connection lost")
+            except BrokerError as exc:
+                subscriber.close()
+                self.last_error = exc
+                self._set_state(RelayState.UNAVAILABLE)
+                if first and self._first_attempt is not None:
+                    self._first_attempt.set()
+                first = False
+                # Exponential backoff with jitter, so that nodes do not retry in step.
+                pause = delay * random.uniform(0.8, 1.2)
+                logger.info("reconnecting to the broker in %.1f s", pause)
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, self.max_reconnect_delay)
+                continue
+            if not first:
+                self.reconnects += 1
+            first = False
+            self._subscriber = subscriber
+            self._publisher = publisher
+            self.last_error = None
+            delay = self.reconnect_delay
+            self._set_state(RelayState.AVAILABLE)
+            if self._first_attempt is not None:
+                self._first_attempt.set()
+            await lost.wait()
+            await asyncio.sleep(self.reconnect_delay * random.uniform(0.8, 1.2))
+
+    def _on_subscriber_lost(self, error: StompError, reported: bool) -> None:
+        """The node's shared subscriptions are gone: so are the sessions holding state."""
+        if self._state is RelayState.CLOSED:
+            return
+        self.last_error = error
+        self._subscriber = None
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close()
+        self._set_state(RelayState.UNAVAILABLE)
+        shared = list(self._shared.values())
+        self._shared.clear()
+        self._shared_ids.clear()
+        for sub in shared:
+            if sub.ready is not None and not sub.ready.done():
+                sub.ready.set_exception(BrokerError(error.message, error.detail))
+                sub.ready.exception()
+        lost = BrokerError("Broker connection lost", f"{error.message}: {error.detail}" if error.detail else error.message)
+        for state in list(self._clients.values()):
+            if state.has_broker_state:
+                state.shared.clear()
+                self._fail_client(state, lost)
+        if self._lost is not None:
+            self._lost.set()
+
+    def _fail_client(self, state: _Client, error: StompError) -> None:
+        if state.gone:
+            return
+        state.gone = True
+        self._close_own(state)
+        state.client.broker_lost(BrokerError(error.message, error.detail))
+
+    # --- the publisher connection -------------------------------------------------
+
+    async def _open_publisher(self) -> Upstream:
+        publisher = self._upstream("relay-publisher", on_lost=self._on_publisher_lost)
+        await publisher.open()
+        return publisher
+
+    def _on_publisher_lost(self, error: StompError, reported: bool) -> None:
+        # A failed publish (e.g. to an exchange that does not exist) ends this
+        # connection only: its callers got the error; the next publish reopens it.
+        self._publisher = None
+        if not reported:
+            logger.warning("broker publisher connection lost: %s", error)
+
+    async def _get_publisher(self) -> Upstream:
+        publisher = self._publisher
+        if publisher is not None and publisher.connected:
+            return publisher
+        if not self.available:
+            raise self._not_available()
+        opening = self._publisher_opening
+        if opening is None:
+            opening = self._publisher_opening = asyncio.get_running_loop().create_future()
+            try:
+                publisher = await self._open_publisher()
+            except BaseException as exc:
+                self._publisher_opening = None
+                opening.set_exception(exc if isinstance(exc, BrokerError) else _unavailable(str(exc)))
+                opening.exception()
+                raise
+            self._publisher_opening = None
+            if not self.available:
+                publisher.close()
+                raise self._not_available()
+            self._publisher = publisher
+            opening.set_result(publisher)
+            return publisher
+        return await asyncio.shield(opening)
+
+    def _not_available(self) -> BrokerError:
+        reason = f": {self.last_error.message}" if self.last_error is not None else ""
+        return _unavailable(f"the message broker at {self.host}:{self.port} is not available{reason}; try again later")
+
+    # --- clients -----------------------------------------------------------------
+
+    def _client(self, client: BrokerClient) -> _Client:
+        state = self._clients.get(client.client_id)
+        if state is None or state.client is not client or state.gone:
+            raise _unavailable("the broker connection of this session was lost")
+        return state
+
+    async def connect(self, client: BrokerClient, principal: Principal | None) -> None:
+        if self._state is RelayState.STOPPED or self._state is RelayState.CONNECTING:
+            await self.start()
+        if not self.available:
+            raise self._not_available()
+        state = _Client(client, principal)
+        self._clients[client.client_id] = state
+        if self.client_credentials is not None:
+            # The client's own login decides; a refusal is this CONNECT's ERROR.
+            try:
+                await self._own(state)
+            except StompError:
+                self._clients.pop(client.client_id, None)
+                raise
+
+    async def connection_lost(self, client: BrokerClient) -> None:
+        state = self._clients.get(client.client_id)
+        if state is None or state.client is not client:
+            return
+        del self._clients[client.client_id]
+        state.gone = True
+        for key, sub in list(state.shared.items()):
+            self._leave_shared(state, key, sub)
+        state.shared.clear()
+        self._close_own(state)
+
+    async def _own(self, state: _Client) -> Upstream:
+        """The client's own connection, opened on first need."""
+        own = state.own
+        if own is not None:
+            if own.connected:
+                return own
+            raise BrokerError("Broker connection lost", "this session's broker connection is closed")
+        if state.opening is not None:
+            return await asyncio.shield(state.opening)
+        loop = asyncio.get_running_loop()
+        state.opening = opening = loop.create_future()
+        credentials = self.client_credentials(state.principal) if self.client_credentials is not None else None
+
+        def on_message(frame: Frame) -> None:
+            self._on_own_message(state, frame)
+
+        def on_lost(error: StompError, reported: bool) -> None:
+            if not reported and not state.gone:
+                self._fail_client(state, error)
+            state.gone = True
+
+        upstream = self._upstream(
+            f"relay-client-{state.client.client_id}", on_message=on_message, on_lost=on_lost, credentials=credentials
+        )
+        try:
+            await upstream.open()
+        except BaseException as exc:
+            state.opening = None
+            opening.set_exception(exc if isinstance(exc, StompError) else _unavailable(str(exc)))
+            opening.exception()
+            raise
+        state.opening = None
+        if state.gone:
+            upstream.close()
+            opening.set_exception(_unavailable("session closed"))
+            opening.exception()
+            raise _unavailable("session closed")
+        state.own = upstream
+        opening.set_result(upstream)
+        return upstream
+
+    def _close_own(self, state: _Client) -> None:
+        own, state.own = state.own, None
+        if own is not None:
+            own.close()
+
+    # --- deliveries ------------------------------------------------------------------
+
+    @staticmethod
+    def _message(frame: Frame) -> tuple[Message, str, bool]:
+        headers: list[tuple[str, str]] = []
+        user: str | None = None
+        for name, value in frame.headers:
+            if name in _BROKER_HEADERS:
+                if name == USER_ID_HEADER and user is None:
+                    user = value
+                continue
+            headers.append((name, value))
+        if user is not None:
+            headers.append(("user-id", user))
+        message_id = frame.get("ack") or frame.get("message-id") or ""
+        message = Message(frame.get("destination") or "", frame.body, tuple(headers))
+        return message, message_id, frame.get("redelivered") == "true"
+
+    def _on_shared_message(self, frame: Frame) -> None:
+        sub = self._shared_ids.get(frame.get("subscription") or "")
+        if sub is None:
+            return  # unsubscribed meanwhile
+        message, message_id, redelivered = self._message(frame)
+        for state, key in list(sub.subscribers):
+            state.client.deliver(key, message, message_id, redelivered)
+
+    def _on_own_message(self, state: _Client, frame: Frame) -> None:
+        if state.gone:
+            return
+        key = frame.get("subscription") or ""
+        if key not in state.own_subs:
+            # Replies to a reply-to:/temp-queue/x arrive under subscription
+            # "/temp-queue/x": delivered to the client's subscription of it.
+            temp = state.temp_subs.get(key)
+            if temp is None:
+                return
+            key = temp
+        message, message_id, redelivered = self._message(frame)
+        state.client.deliver(key, message, message_id, redelivered)
+
+    # --- user destinations ------------------------------------------------------------
+    #
+    # The server subscribes a session's "/user/queue/x" as "/queue/x-user<session>"
+    # and sends to one session (a reply_to handler) by publishing there. Through
+    # the relay, an authenticated user's subscription becomes a binding of the
+    # user's key on the user exchange, on whichever node the session is, and
+    # send_to_user publishes to that key once (user_destination); anonymous
+    # sessions, reachable only from their own node, are served in-process.
+
+    def user_destination(self, user: str, destination: str) -> str | None:
+        """``/user/queue/x`` of ``user`` on every node: a binding on :attr:`user_exchange`."""
+        return f"{self._user_prefix}{_enc(user)}.{_enc(destination)}"
+
+    def _session_destination(self, state: _Client, destination: str) -> str | None:
+        """The user suffix if ``destination`` is the server's per-session name for this client."""
+        tail = "-user" + state.client.client_id
+        if destination.endswith(tail) and destination.startswith(("/queue/", "/topic/")):
+            suffix = destination[: -len(tail)]
+            if len(suffix) > len("/queue/"):
+                return suffix
+        return None
+
+    def _deliver_to_session(self, destination: str, body: bytes, headers: tuple[tuple[str, str], ...]) -> bool:
+        """A server publish to one local session's user destination: delivered here."""
+        _, sep, session = destination.rpartition("-user")
+        state = self._clients.get(session) if sep else None
+        if state is None or state.gone:
+            return False
+        suffix = self._session_destination(state, destination)
+        if suffix is None:
+            return False
+        keys = [k for k, d in state.local_subs.items() if d == destination]
+        keys += [k for k, s in state.user_subs.items() if s == suffix]
+        if keys:
+            message = Message(destination, body, headers)
+            for key in keys:
+                self._next_id += 1
+                state.client.deliver(key, message, f"{_LOCAL_ACK_PREFIX}{self._next_id}")
+        return True
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    def _shareable_topic(self, destination: str) -> bool:
+        return self.share_topics and destination.startswith("/topic/") and _TOPIC_KEY.fullmatch(destination[7:]) is not None
+
+    async def subscribe(
+        self, client: BrokerClient, subscription: str, destination: str, ack: AckMode, headers: Mapping[str, str]
+    ) -> None:
+        state = self._client(client)
+        if not self.available:
+            raise self._not_available()
+        if destination.startswith(self._user_prefix):
+            # Reached only through the server's user destinations (/user/...).
+            raise AccessDenied("Access refused", f"cannot subscribe to {destination[:200]}")
+        suffix = self._session_destination(state, destination)
+        if suffix is not None:
+            if state.principal is None:
+                state.local_subs[subscription] = destination
+                return
+            destination = self.user_destination(state.principal.name, suffix) or destination
+            headers = {k: v for k, v in headers.items() if k != "auto-delete"}
+            state.user_subs[subscription] = suffix
+            try:
+                if self.share_topics and ack is AckMode.AUTO and not headers:
+                    await self._join_shared(state, subscription, destination)
+                else:
+                    await self._subscribe_own(state, subscription, destination, ack, headers)
+            except BaseException:
+                state.user_subs.pop(subscription, None)
+                raise
+            return
+        if self._shareable_topic(destination) and ack is AckMode.AUTO and not headers:
+            await self._join_shared(state, subscription, destination)
+            return
+        if destination.startswith("/temp-queue/"):
+            # RabbitMQ creates temporary queues on SEND reply-to and refuses
+            # SUBSCRIBE to them; the subscription only routes the replies.
+            await self._own(state)
+            state.temp_subs[destination] = subscription
+            return
+        await self._subscribe_own(state, subscription, destination, ack, headers)
+
+    async def _subscribe_own(
+        self, state: _Client, subscription: str, destination: str, ack: AckMode, headers: Mapping[str, str]
+    ) -> None:
+        own = await self._own(state)
+        pairs = [("id", subscription), ("destination", destination)]
+        if ack is not AckMode.AUTO:
+            pairs.append(("ack", ack.value))
+        pairs += headers.items()
+        state.own_subs[subscription] = destination
+        try:
+            await own.send(Command.SUBSCRIBE, pairs, receipt=True)
+        except BaseException:
+            state.own_subs.pop(subscription, None)
+            raise
+
+    async def _join_shared(self, state: _Client, key: str, destination: str) -> None:
+        sub = self._shared.get(destination)
+        if sub is None:
+            subscriber = self._subscriber
+            if subscriber is None or not subscriber.connected:
+                raise self._not_available()
+            self._next_id += 1
+            sub = _Shared(f"s{self._next_id}", destination)
+            sub.ready = asyncio.get_running_loop().create_future()
+            self._shared[destination] = sub
+            self._shared_ids[sub.upstream_id] = sub
+            ready = sub.ready
+            sub.subscribers[(state, key)] = None
+            state.shared[key] = sub
+            try:
+                await subscriber.send(Command.SUBSCRIBE, [("id", sub.upstream_id), ("destination", destination)], receipt=True)
+            except StompError as exc:
+                if not ready.done():
+                    ready.set_exception(BrokerError(exc.message, exc.detail))
+                    ready.exception()
+                raise
+            if not ready.done():
+                ready.set_result(None)
+            return
+        sub.subscribers[(state, key)] = None
+        state.shared[key] = sub
+        if sub.ready is not None and not sub.ready.done():
+            await asyncio.shield(sub.ready)
+
+    def _leave_shared(self, state: _Client, key: str, sub: _Shared) -> None:
+        sub.subscribers.pop((state, key), None)
+        if sub.subscribers or self._shared.get(sub.destination) is not sub:
+            return
+        del self._shared[sub.destination]
+        self._shared_ids.pop(sub.upstream_id, None)
+        subscriber = self._subscriber
+        if subscriber is not None and subscriber.connected:
+            # No one waits for it: deliveries already in flight are dropped above.
+            asyncio.get_running_loop().create_task(self._unsubscribe_shared(subscriber, sub.upstream_id))
+
+    @staticmethod
+    async def _unsubscribe_shared(subscriber: Upstream, upstream_id: str) -> None:
+        try:
+            await subscriber.send(Command.UNSUBSCRIBE, [("id", upstream_id)])
+        except StompError:
+            pass  # the connection is gone, and the subscription with it
+
+    async def unsubscribe(self, client: BrokerClient, subscription: str) -> None:
+        state = self._client(client)
+        state.user_subs.pop(subscription, None)
+        if state.local_subs.pop(subscription, None) is not None:
+            return
+        sub = state.shared.pop(subscription, None)
+        if sub is not None:
+            self._leave_shared(state, subscription, sub)
+            return
+        for destination, key in list(state.temp_subs.items()):
+            if key == subscription:
+                del state.temp_subs[destination]
+                return
+        if subscription not in state.own_subs:
+            raise ProtocolError("No subscription found", "UNSUBSCRIBE must refer to an existing subscription")
+        own = await self._own(state)
+        del state.own_subs[subscription]
+        await own.send(Command.UNSUBSCRIBE, [("id", subscription)], receipt=True)
+
+    # --- publishing -----------------------------------------------------------------
+
+    async def publish(
+        self,
+        destination: str,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        sender: BrokerClient | None = None,
+    ) -> None:
+        pairs: list[tuple[str, str]] = [("destination", destination)]
+        for name, value in headers:
+            if name == "user-id":
+                name = USER_ID_HEADER
+            elif name == USER_ID_HEADER:
+                continue  # only the server's user-id travels under this name
+            pairs.append((name, value))
+        if sender is None:
+            if self._deliver_to_session(destination, body, headers):
+                return
+            upstream = await self._get_publisher()
+        else:
+            state = self._client(sender)
+            if not self.available:
+                raise self._not_available()
+            if destination.startswith(self._user_prefix):
+                raise AccessDenied("Access refused", f"cannot send to {destination[:200]}")
+            reply_to = any(name == "reply-to" for name, _ in headers)
+            if self._shareable_topic(destination) and not reply_to and self.client_credentials is None:
+                upstream = await self._get_publisher()
+            else:
+                upstream = await self._own(state)
+        await upstream.send(Command.SEND, pairs, body, receipt=True)
+
+    # --- acknowledgements ----------------------------------------------------------------
+
+    async def ack(self, client: BrokerClient, ack_id: str, *, subscription: str | None = None) -> None:
+        await self._acknowledge(client, Command.ACK, ack_id, ())
+
+    async def nack(
+        self, client: BrokerClient, ack_id: str, *, subscription: str | None = None, requeue: bool = True
+    ) -> None:
+        await self._acknowledge(client, Command.NACK, ack_id, () if requeue else (("requeue", "false"),))
+
+    async def _acknowledge(
+        self, client: BrokerClient, command: Command, ack_id: str, extra: tuple[tuple[str, str], ...]
+    ) -> None:
+        state = self._client(client)
+        if ack_id.startswith(_LOCAL_ACK_PREFIX):
+            return
+        subscriber = self._subscriber
+        if subscriber is not None and subscriber.session and f"@@{subscriber.session}@@" in ack_id:
+            return  # a message of a shared auto-ack subscription: nothing is held for it
+        own = state.own
+        if own is None:
+            # As RabbitMQ answers an ack id it never gave out.
+            raise ProtocolError("Invalid header", f'"{command.value}" must include a valid "id" header')
+        own = await self._own(state)
+        await own.send(command, [("id", ack_id), *extra], receipt=True)
+
+
+def relay_from_url(url: str, **options: object) -> RabbitRelay:
+    """``stomp://login:passcode@host:port/vhost`` -> :class:`RabbitRelay`.
+
+    The path is the virtual host, percent-encoded ("/" or "" for the default
+    "/", "%2F" for "/", "/test" for "test"); query parameters set numeric
+    options, e.g. ``?heartbeat=10&reconnect_delay=1``; ``options`` override.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "stomp":
+        raise ValueError(f"relay URL must start with stomp://, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"relay URL has no host: {url!r}")
+    try:
+        port = parts.port or 61613
+    except ValueError as exc:
+        raise ValueError(f"bad port in relay URL {url!r}") from exc
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    virtual_host = unquote(path) if path else "/"
+    kwargs: dict[str, object] = {}
+    floats = {"heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay", "max_reconnect_delay"}
+    for item in filter(None, parts.query.split("&")):
+        name, _, value = item.partition("=")
+        if name in floats:
+            try:
+                kwargs[name] = float(value)
+            except ValueError:
+                raise ValueError(f"relay URL option {name} must be a number, got {value!r}") from None
+        elif name == "share_topics":
+            kwargs[name] = value.lower() not in ("0", "false", "no")
+        elif name == "user_exchange":
+            kwargs[name] = unquote(value)
+        else:
+            raise ValueError(f"unknown relay URL option {name!r}")
+    kwargs.update(options)
+    login = unquote(parts.username) if parts.username is not None else "guest"
+    passcode = unquote(parts.password) if parts.password is not None else ("guest" if parts.username is None else "")
+    return RabbitRelay(parts.hostname, port, login, passcode, virtual_host, **kwargs)  # type: ignore[arg-type]
