@@ -499,7 +499,7 @@ class _Peer:
                 await server.broker.connection_lost(self)
             except Exception:
                 self.log.exception("broker failed to release the connection")
-        self.log.info("STOMP connection closed (%s)", self.close_reason)
+        self.log.info("STOMP connection closed (transport %s, %s)", self.link.name, self.close_reason)
 
 
 class StompServer:

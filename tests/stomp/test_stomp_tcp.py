@@ -138,3 +138,24 @@ async def test_server_close_sends_error(harness):
     c = await h.connected()
     await h.stomp.close()
     await c.expect_error("Server shutting down")
+
+
+async def test_slow_sockjs_consumer_is_closed_without_slowing_others(harness):
+    from sockjs_server import Options
+
+    stomp = StompServer(MemoryBroker())
+    h = await harness("tcp", stomp=stomp, sockjs_options=Options(max_queue_bytes=64 * 1024))
+    slow = await h.connected("xhr-polling")
+    await slow.subscribe("/topic/flood", "slow")
+    slow.pipe.task.cancel()  # stops polling: nothing is taken from its SockJS queue any more
+    fast = await h.connected("websocket")
+    await fast.subscribe("/topic/flood", "fast")
+    pub = await h.connected()
+    body = "z" * 8192
+    for sent in range(1, 201):  # bounded
+        await pub.send("/topic/flood", body, seq=str(sent))
+        assert (await fast.expect("MESSAGE"))["seq"] == str(sent)
+        if len(stomp.connections) == 2:
+            break
+    assert len(stomp.connections) == 2, "the slow SockJS session was never closed"
+    assert {c.transport for c in stomp.connections} == {"websocket", "tcp"}
