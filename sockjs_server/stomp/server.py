@@ -569,7 +569,7 @@ class StompServer:
             secrets.token_hex(8),
             session.transport,
             session.remote,
-            MappingProxyType(dict(session.headers)),
+            session.headers,  # case-insensitive, read-only
             MappingProxyType(dict(session.cookies)),
         )
 

@@ -100,3 +100,18 @@ async def test_lone_surrogate_over_websocket_is_a_protocol_error(harness):
     c = await h.connected()
     await c.pipe.ws.send_str(json.dumps(["SEND\ndestination:/topic/\ud800\n\n\x00"]))
     await c.expect_error("Bad frame")
+
+
+async def test_authenticate_with_the_sockjs_request_headers(harness):
+    def authenticate(info):
+        assert info.connection.transport == "websocket"
+        return info.connection.http_headers.get("x-user")
+
+    stomp = StompServer(authenticate=authenticate)
+    h = await harness("websocket", stomp=stomp)
+    async with aiohttp.ClientSession(headers={"X-User": "zoe"}) as http:
+        c = StompClient(await WebSocketPipe.open(http, h.base))
+        await c.connect()
+        assert [info.principal.name for info in stomp.connections] == ["zoe"]
+        assert stomp.users() == ["zoe"]
+        await c.disconnect()
