@@ -121,6 +121,10 @@ class _Client:
     opening: asyncio.Future[Upstream] | None = None
     #: Subscriptions on the own connection: key -> destination.
     own_subs: dict[str, str] = field(default_factory=dict)
+    #: Client-ack subscriptions on the own connection: key -> mode.
+    ack_modes: dict[str, AckMode] = field(default_factory=dict)
+    #: Delivered, not yet acknowledged: RabbitMQ ack id -> subscription key, in delivery order.
+    unacked: dict[str, str] = field(default_factory=dict)
     #: /temp-queue/ destinations the client listens to -> subscription key.
     temp_subs: dict[str, str] = field(default_factory=dict)
     #: User-destination subscriptions: key -> user destination suffix ("/queue/x").
@@ -547,6 +551,8 @@ class RabbitRelay(Broker):
                 return
             key = temp
         message, message_id, redelivered = self._message(frame)
+        if key in state.ack_modes:
+            state.unacked[message_id] = key
         state.client.deliver(key, message, message_id, redelivered)
 
     # --- user destinations ------------------------------------------------------------
@@ -640,10 +646,13 @@ class RabbitRelay(Broker):
             pairs.append(("ack", ack.value))
         pairs += headers.items()
         state.own_subs[subscription] = destination
+        if ack is not AckMode.AUTO:
+            state.ack_modes[subscription] = ack
         try:
             await own.send(Command.SUBSCRIBE, pairs, receipt=True)
         except BaseException:
             state.own_subs.pop(subscription, None)
+            state.ack_modes.pop(subscription, None)
             raise
 
     async def _join_shared(self, state: _Client, key: str, destination: str) -> None:
@@ -710,6 +719,10 @@ class RabbitRelay(Broker):
             raise ProtocolError("No subscription found", "UNSUBSCRIBE must refer to an existing subscription")
         own = await self._own(state)
         del state.own_subs[subscription]
+        if state.ack_modes.pop(subscription, None) is not None:
+            # RabbitMQ requeues what the subscription left unacknowledged.
+            for ack_id in [a for a, k in state.unacked.items() if k == subscription]:
+                del state.unacked[ack_id]
         await own.send(Command.UNSUBSCRIBE, [("id", subscription)], receipt=True)
 
     # --- publishing -----------------------------------------------------------------
@@ -765,11 +778,21 @@ class RabbitRelay(Broker):
         subscriber = self._subscriber
         if subscriber is not None and subscriber.session and f"@@{subscriber.session}@@" in ack_id:
             return  # a message of a shared auto-ack subscription: nothing is held for it
-        own = state.own
-        if own is None:
-            # As RabbitMQ answers an ack id it never gave out.
+        key = state.unacked.get(ack_id)
+        if key is None or state.own is None:
+            # RabbitMQ would confirm the frame, then close the connection over
+            # an unknown delivery tag: refused here, as RabbitMQ words it.
             raise ProtocolError("Invalid header", f'"{command.value}" must include a valid "id" header')
         own = await self._own(state)
+        if state.ack_modes.get(key) is AckMode.CLIENT:
+            # "client" acknowledgements are cumulative over the subscription.
+            for held in list(state.unacked):
+                if state.unacked[held] == key:
+                    del state.unacked[held]
+                if held == ack_id:
+                    break
+        else:
+            del state.unacked[ack_id]
         await own.send(command, [("id", ack_id), *extra], receipt=True)
 
 
