@@ -99,6 +99,9 @@ class StompOptions:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"StompOptions.{name} must be positive")
+        if self.max_pending_bytes < self.max_frame_size:
+            # Otherwise one large message would make any subscriber a "slow consumer".
+            raise ValueError("StompOptions.max_pending_bytes must be at least max_frame_size")
         if len(self.heartbeat) != 2 or min(self.heartbeat) < 0:
             raise ValueError("StompOptions.heartbeat must be two non-negative numbers of seconds")
         if self.heartbeat_tolerance < 1:

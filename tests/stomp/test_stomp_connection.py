@@ -310,3 +310,5 @@ def test_options_validation():
         StompOptions(heartbeat=(-1.0, 0.0))
     with pytest.raises(ValueError):
         StompOptions(heartbeat_tolerance=0.5)
+    with pytest.raises(ValueError):
+        StompOptions(max_pending_bytes=1000, max_frame_size=2000)
