@@ -181,7 +181,16 @@ class FrameParser:
         return frames
 
     def _too_large(self) -> FrameTooLarge:
-        return FrameTooLarge("Frame too large", f"frames are limited to {self.max_frame_size} bytes")
+        return FrameTooLarge(
+            "Frame too large", f"frames are limited to {self.max_frame_size} bytes", receipt_id=self._raw_receipt()
+        )
+
+    def _raw_receipt(self) -> str | None:
+        """The receipt header of the frame being read, for its ERROR (undecoded: best effort)."""
+        for line in self._lines:
+            if line.startswith("receipt:"):
+                return line[8:]
+        return None
 
     def _next(self) -> Frame | None:
         buf = self._buf
@@ -251,7 +260,11 @@ class FrameParser:
                 # "only the first header entry SHOULD be used"
                 value = line[15:]
                 if not _DIGITS.fullmatch(value):
-                    raise ProtocolError("Invalid content-length", f"content-length must be a non-negative integer, got {value[:40]!r}")
+                    raise ProtocolError(
+                        "Invalid content-length",
+                        f"content-length must be a non-negative integer, got {value[:40]!r}",
+                        receipt_id=self._raw_receipt(),
+                    )
                 length = int(value)
                 if self._head_size + length + 1 > self.max_frame_size:
                     raise self._too_large()
@@ -269,7 +282,9 @@ class FrameParser:
             if len(buf) - pos < length + 1:
                 return None
             if buf[pos + length] != 0:
-                raise ProtocolError("Bad frame", "frame body is not followed by a NULL octet at content-length")
+                raise ProtocolError(
+                    "Bad frame", "frame body is not followed by a NULL octet at content-length", receipt_id=self._raw_receipt()
+                )
             body = bytes(buf[pos : pos + length])
             self._pos = pos + length + 1
         else:
