@@ -600,3 +600,49 @@ class Recorder:
     async def next_ended(self) -> Session:
         """The next session whose handler returned."""
         return await bounded(self._ended.get())
+
+
+# -- websocket frames by hand (for what a well-behaved client library refuses to send) -------------
+
+WS_KEY = "x3JJHMbDL1EzLkh9GBhXDw=="
+WS_ACCEPT = "HSmrc0sMlYUkAGmm5OPpG2HaGWk="  # RFC 6455 accept value for WS_KEY
+
+
+def ws_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    """One masked client-to-server websocket frame."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    length = len(payload)
+    if length < 126:
+        head += bytes([0x80 | length])
+    elif length < 65536:
+        head += bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + length.to_bytes(8, "big")
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
+async def read_ws_frame(conn: RawHTTP) -> tuple[int, bytes]:
+    """One unmasked server-to-client frame: ``(opcode, payload)``."""
+    first, second = await conn.read(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await conn.read(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await conn.read(8), "big")
+    assert not second & 0x80, "server frames must not be masked"
+    return first & 0x0F, await conn.read(length)
+
+
+async def raw_ws_handshake(conn: RawHTTP, path: str, headers: dict[str, str] | None = None) -> RawResponse:
+    return await conn.request(
+        "GET",
+        path,
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": WS_KEY,
+            **(headers or {}),
+        },
+    )
