@@ -21,9 +21,9 @@ from .codec import FrameParser, serialize
 from .connection import StompConnection, StompOptions
 from .errors import AccessDenied, BrokerError, FrameTooLarge, ProtocolError, StompError
 from .frames import AckMode, Command, Frame, Version
-from .handlers import AppHandlers, AppMessage, Reply
+from .handlers import AppHandlers, AppMessage, Reply, Responder
 from .memory import MemoryBroker
-from .server import StompServer
+from .server import ConnectionHook, StompServer
 from .tcp import start_tcp_server, tcp_listener
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "BrokerError",
     "Command",
     "ConnectInfo",
+    "ConnectionHook",
     "ConnectionInfo",
     "Frame",
     "FrameParser",
@@ -47,6 +48,7 @@ __all__ = [
     "Principal",
     "ProtocolError",
     "Reply",
+    "Responder",
     "StompConnection",
     "StompError",
     "StompOptions",

@@ -23,11 +23,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 from .auth import ConnectionInfo, Principal
 
-__all__ = ["AppHandlers", "AppMessage", "Reply", "HandlerResult", "Handler", "encode_body"]
+__all__ = ["AppHandlers", "AppMessage", "Reply", "Responder", "HandlerResult", "Handler", "encode_body"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ class Reply:
 HandlerResult = Union[None, str, bytes, dict[str, Any], list[Any], Reply]
 
 
+class Responder(Protocol):
+    """What the server lends a handler to answer with."""
+
+    async def reply(self, destination: str, body: Any, headers: Mapping[str, str] | None) -> None: ...
+
+    async def publish(self, destination: str, body: Any, headers: Mapping[str, str] | None) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AppMessage:
     """What a handler receives: the frame's content and who sent it."""
@@ -65,6 +73,21 @@ class AppMessage:
     connection: ConnectionInfo
     #: The subscription id for SUBSCRIBE handlers, None for SEND handlers.
     subscription: str | None = None
+    #: How the handler answers beyond its return value (set by the server).
+    responder: Responder | None = field(default=None, repr=False, compare=False)
+
+    async def reply(self, destination: str, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        """Send to the sender's session only: its ``<user_prefix><destination>``
+        subscriptions (e.g. ``await msg.reply("/queue/errors", {"error": ...})``)."""
+        if self.responder is None:
+            raise RuntimeError("this message has no connection to reply to")
+        await self.responder.reply(destination, body, headers)
+
+    async def publish(self, destination: str, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        """Publish anywhere (like ``StompServer.publish``)."""
+        if self.responder is None:
+            raise RuntimeError("this message has no server to publish with")
+        await self.responder.publish(destination, body, headers)
 
     @property
     def text(self) -> str:

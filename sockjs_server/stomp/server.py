@@ -21,9 +21,9 @@ import inspect
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
@@ -54,11 +54,14 @@ from .memory import MemoryBroker
 if TYPE_CHECKING:
     from sockjs_server.session import Session
 
-__all__ = ["StompServer"]
+__all__ = ["StompServer", "ConnectionHook"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: ``on_connect`` / ``on_disconnect`` hooks; may be async.
+ConnectionHook = Callable[[ConnectionInfo], Union[None, Awaitable[None]]]
 
 _NEEDS_ESCAPE = re.compile(r"[\\:\r\n]").search
 #: Prefix of ack ids of messages answered by @subscribe handlers (nothing to acknowledge).
@@ -156,6 +159,7 @@ class _Peer:
         self.principal: Principal | None = None
         self.log = _Log(logger, {"session": info.session_id})
         self.registered = False  # known to the broker
+        self.hooked = False  # on_connect ran, so on_disconnect is due
         #: Subscription key -> destination shown in MESSAGE frames, for user destinations.
         self.display: dict[str, str] = {}
         #: Subscription key -> user destination suffix ("/queue/x") it listens to.
@@ -296,7 +300,7 @@ class _Peer:
             except StompError as exc:
                 if exc.receipt_id is None:
                     exc.receipt_id = receipt
-                self.log.info("ERROR %s: %s", exc.message, exc.detail)
+                self.log.debug("ERROR %s: %s", exc.message, exc.detail)
                 self.fail(exc)
                 return
             except Exception:
@@ -350,8 +354,11 @@ class _Peer:
         self.registered = True
         if principal is not None:
             server._users.setdefault(principal.name, {})[self] = None
+        if server.on_connect is not None:
+            await _maybe_await(server.on_connect(self.info))
+        self.hooked = True
         self.conn.accept(self.session_id, self.loop.time())
-        self.log.info(
+        self.log.debug(
             "CONNECTED version %s, user %s", event.version.value, principal.name if principal else "(anonymous)"
         )
 
@@ -438,7 +445,15 @@ class _Peer:
         if found is None:
             raise BrokerError("Unknown destination", f"no handler for {req.destination[:200]}")
         route, params = found
-        message = AppMessage(req.destination, path, MappingProxyType(params), MappingProxyType(dict(req.headers)), req.body, self.info)
+        message = AppMessage(
+            req.destination,
+            path,
+            MappingProxyType(params),
+            MappingProxyType(dict(req.headers)),
+            req.body,
+            self.info,
+            responder=_PeerResponder(self),
+        )
         result = await self._call_handler(route.handler, message)
         if result is None:
             return
@@ -460,7 +475,14 @@ class _Peer:
             raise BrokerError("Unknown destination", f"no subscribe handler for {sub.destination[:200]}")
         route, params = found
         message = AppMessage(
-            sub.destination, path, MappingProxyType(params), MappingProxyType({}), b"", self.info, subscription=sub.client_id
+            sub.destination,
+            path,
+            MappingProxyType(params),
+            MappingProxyType({}),
+            b"",
+            self.info,
+            subscription=sub.client_id,
+            responder=_PeerResponder(self),
         )
         result = await self._call_handler(route.handler, message)
         if result is None:
@@ -499,7 +521,28 @@ class _Peer:
                 await server.broker.connection_lost(self)
             except Exception:
                 self.log.exception("broker failed to release the connection")
+            if self.hooked and server.on_disconnect is not None:
+                try:
+                    await _maybe_await(server.on_disconnect(self.info))
+                except Exception:
+                    self.log.exception("on_disconnect hook failed")
         self.log.info("STOMP connection closed (transport %s, %s)", self.link.name, self.close_reason)
+
+
+class _PeerResponder:
+    """Lets a handler answer its sender or publish (AppMessage.reply / .publish)."""
+
+    __slots__ = ("peer",)
+
+    def __init__(self, peer: _Peer) -> None:
+        self.peer = peer
+
+    async def reply(self, destination: str, body: Any, headers: Mapping[str, str] | None) -> None:
+        data, pairs = self.peer.server._encode(body, headers, None)
+        await self.peer.send_user_message(destination, data, pairs)
+
+    async def publish(self, destination: str, body: Any, headers: Mapping[str, str] | None) -> None:
+        await self.peer.server.publish(destination, body, headers)
 
 
 class StompServer:
@@ -521,6 +564,11 @@ class StompServer:
         SEND and SUBSCRIBE; may be async. Without it everything is allowed.
     :param handlers: an :class:`AppHandlers` registry (a new one by default;
         decorate with :meth:`message` and :meth:`subscribe`).
+    :param on_connect: called with the :class:`ConnectionInfo` once a client is
+        CONNECTED (an exception refuses the client with ERROR); may be async.
+    :param on_disconnect: called with the :class:`ConnectionInfo` when a
+        connected client is gone, whatever the reason (exceptions are logged);
+        may be async. Use it to clean up presence and the like.
     """
 
     def __init__(
@@ -533,6 +581,8 @@ class StompServer:
         authenticate: Authenticator | None = None,
         authorize: Authorizer | None = None,
         handlers: AppHandlers | None = None,
+        on_connect: ConnectionHook | None = None,
+        on_disconnect: ConnectionHook | None = None,
     ) -> None:
         for name, prefix in (("app_prefix", app_prefix), ("user_prefix", user_prefix)):
             if not prefix.startswith("/") or prefix.endswith("/"):
@@ -544,6 +594,8 @@ class StompServer:
         self.authenticate = authenticate
         self.authorize = authorize
         self.handlers = handlers if handlers is not None else AppHandlers()
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
         self._peers: dict[_Peer, None] = {}
         self._users: dict[str, dict[_Peer, None]] = {}
         # Peers with queued output, flushed together once per event-loop turn

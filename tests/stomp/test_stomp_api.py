@@ -8,6 +8,7 @@ import pkgutil
 
 import aiohttp
 import pytest
+import asyncio
 import json
 
 from stomp_testing import StompClient, TcpPipe, WebSocketPipe, harness  # noqa: F401
@@ -115,3 +116,52 @@ async def test_authenticate_with_the_sockjs_request_headers(harness):
         assert [info.principal.name for info in stomp.connections] == ["zoe"]
         assert stomp.users() == ["zoe"]
         await c.disconnect()
+
+
+async def test_connection_hooks_and_handler_replies(harness):
+    from sockjs_server.stomp import AccessDenied
+
+    events = []
+    handlers = AppHandlers()
+
+    @handlers.message("/say")
+    async def say(msg):
+        data = msg.json()
+        if not data.get("text"):
+            await msg.reply("/queue/errors", {"error": "empty message"})
+            return None
+        await msg.publish("/topic/room", {"from": msg.user, "text": data["text"]})
+        await msg.reply("/queue/acks", "ok")
+        return None
+
+    def on_connect(info):
+        if info.principal.name == "banned":
+            raise AccessDenied("Banned")
+        events.append(("connect", info.principal.name, info.transport))
+
+    async def on_disconnect(info):
+        events.append(("disconnect", info.principal.name, info.transport))
+
+    stomp = StompServer(
+        handlers=handlers, authenticate=lambda i: i.login, on_connect=on_connect, on_disconnect=on_disconnect
+    )
+    h = await harness("tcp", stomp=stomp)
+    c = await h.connected(login="amy")
+    await c.subscribe("/user/queue/errors", "e")
+    await c.subscribe("/user/queue/acks", "a")
+    await c.subscribe("/topic/room", "r")
+    await c.send("/app/say", '{"text": ""}', receipt="1")
+    m = await c.expect("MESSAGE")
+    assert (m["subscription"], m.text) == ("e", '{"error":"empty message"}')
+    await c.send("/app/say", '{"text": "hi"}', receipt="2")
+    got = {(await c.expect("MESSAGE"))["subscription"] for _ in range(2)}
+    assert got == {"r", "a"}
+    bad = await h.client()
+    await bad.send_frame("CONNECT", {"accept-version": "1.2", "login": "banned"})
+    await bad.expect_error("Banned")
+    await c.disconnect()
+    for _ in range(500):
+        if len(events) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert events == [("connect", "amy", "tcp"), ("disconnect", "amy", "tcp")]

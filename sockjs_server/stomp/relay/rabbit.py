@@ -37,7 +37,7 @@ import enum
 import logging
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
@@ -96,6 +96,17 @@ def _enc(text: str) -> str:
     # Routing keys are taken literally by RabbitMQ: percent-encode everything
     # but letters, digits and "_-~", and the dot too, so "user.suffix" splits one way only.
     return quote(text, safe="").replace(".", "%2E")
+
+
+def backoff(
+    initial: float, maximum: float, jitter: Callable[[float, float], float] = random.uniform
+) -> Iterator[float]:
+    """Reconnection delays: ``initial`` doubling up to ``maximum``, each times a
+    random factor in [0.8, 1.2] so that nodes restarted together do not retry in step."""
+    delay = initial
+    while True:
+        yield delay * jitter(0.8, 1.2)
+        delay = min(delay * 2, maximum)
 
 
 def _unavailable(detail: str) -> BrokerError:
@@ -320,7 +331,7 @@ class RabbitRelay(Broker):
 
     async def _supervise(self) -> None:
         """Keep the shared connections up: connect, wait for loss, back off, repeat."""
-        delay = self.reconnect_delay
+        delays = backoff(self.reconnect_delay, self.max_reconnect_delay)
         first = True
         while self._state is not RelayState.CLOSED:
             self._lost = lost = asyncio.Event()
@@ -339,11 +350,9 @@ class RabbitRelay(Broker):
                 if first and self._first_attempt is not None:
                     self._first_attempt.set()
                 first = False
-                # Exponential backoff with jitter, so that nodes do not retry in step.
-                pause = delay * random.uniform(0.8, 1.2)
+                pause = next(delays)
                 logger.info("reconnecting to the broker in %.1f s", pause)
                 await asyncio.sleep(pause)
-                delay = min(delay * 2, self.max_reconnect_delay)
                 continue
             if not first:
                 self.reconnects += 1
@@ -351,12 +360,12 @@ class RabbitRelay(Broker):
             self._subscriber = subscriber
             self._publisher = publisher
             self.last_error = None
-            delay = self.reconnect_delay
+            delays = backoff(self.reconnect_delay, self.max_reconnect_delay)
             self._set_state(RelayState.AVAILABLE)
             if self._first_attempt is not None:
                 self._first_attempt.set()
             await lost.wait()
-            await asyncio.sleep(self.reconnect_delay * random.uniform(0.8, 1.2))
+            await asyncio.sleep(next(delays))
 
     def _on_subscriber_lost(self, error: StompError, reported: bool) -> None:
         """The node's shared subscriptions are gone: so are the sessions holding state."""
