@@ -179,6 +179,11 @@
   }
 
   function start(nick, room) {
+    if (state.client) { state.client.deactivate(); }
+    state.refused = false;
+    state.everConnected = false;
+    state.attempts = 0;
+    $('welcome-error').hidden = true;
     state.nick = nick;
     document.getElementById('app').dataset.state = 'chat';
     $('me-nick').textContent = nick;
@@ -192,7 +197,8 @@
         state.sock = sock;
         return sock;
       },
-      connectHeaders: { login: nick, passcode: '' },
+      // client-key: this browser's nickname claim (another browser cannot take a nickname in use).
+      connectHeaders: { login: nick, passcode: '', 'client-key': clientKey() },
       reconnectDelay: 1000,
       maxReconnectDelay: 15000,
       reconnectTimeMode: StompJs.ReconnectionTimeMode.EXPONENTIAL,
@@ -204,6 +210,7 @@
     state.client = client;
 
     client.beforeConnect = function () {
+      if (client !== state.client) { return; }
       state.attempts += 1;
       if (state.everConnected) {
         setStatus('reconnecting', 'Reconnecting…');
@@ -212,13 +219,25 @@
         setStatus('connecting', state.attempts > 1 ? 'Connecting (attempt ' + state.attempts + ')…' : 'Connecting…');
       }
     };
-    client.onConnect = onConnect;
+    client.onConnect = function (frame) {
+      if (client === state.client) { onConnect(frame); }
+    };
     client.onStompError = function (frame) {
+      if (client !== state.client) { return; }
       var message = frame.headers.message || 'The server refused the connection';
+      var detail = (frame.body || '').trim();
+      if (/nickname/i.test(message)) {
+        // Refused at CONNECT because of the nickname: retrying would not help.
+        state.refused = true;
+        client.deactivate();
+        backToWelcome(detail || message);
+        return;
+      }
       setStatus('error', 'Error');
-      showBanner('error', message + (frame.body ? ': ' + frame.body : ''), true);
+      showBanner('error', message + (detail ? ': ' + detail : ''), true);
     };
     client.onWebSocketClose = function (event) {
+      if (client !== state.client || state.refused) { return; }
       var wasConnected = state.connected;
       state.connected = false;
       stopPing();
@@ -236,6 +255,32 @@
       }
     };
     client.activate();
+  }
+
+  function clientKey() {
+    var key = null;
+    try { key = window.localStorage.getItem('sockjs-chat.client-key'); } catch (e) { /* private mode */ }
+    if (!key) {
+      key = Array.from(window.crypto.getRandomValues(new Uint8Array(12)), function (b) {
+        return ('0' + b.toString(16)).slice(-2);
+      }).join('');
+      store('client-key', key);
+    }
+    return key;
+  }
+
+  function backToWelcome(error) {
+    stopPing();
+    state.connected = false;
+    state.rooms.clear();
+    state.dms.clear();
+    state.active = null;
+    hideBanner();
+    document.getElementById('app').dataset.state = 'welcome';
+    $('welcome-error').textContent = error;
+    $('welcome-error').hidden = !error;
+    $('nick-input').focus();
+    $('nick-input').select();
   }
 
   function reconnectNow() {
@@ -349,6 +394,10 @@
 
   function onSnapshot(name, body) {
     if (!body || !state.rooms.has(name)) { return; }
+    if (body.type === 'error') {
+      notice(body.error, 'error');
+      return;
+    }
     var room = roomState(name);
     room.members = body.members || [];
     var history = body.history || [];

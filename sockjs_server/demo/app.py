@@ -1,0 +1,259 @@
+"""The chat demo's server: static page, browser libraries, and STOMP over SockJS at /chat.
+
+Built only from the package's public API: :func:`sockjs_server.add_endpoint`
+and :class:`sockjs_server.stomp.StompServer` with /app handlers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sockjs_server import Options, Session, add_endpoint
+from sockjs_server.stomp import AccessDenied, AppMessage, Broker, ConnectInfo, MemoryBroker, StompServer
+
+from .rooms import ChatError, Rooms, check_nick, check_room
+
+__all__ = ["DemoError", "ChatDemo", "create_app", "find_demo_dir", "DEMO_KEY", "VENDOR_FILES"]
+
+logger = logging.getLogger(__name__)
+
+#: Browser libraries served under /vendor/, from demo/node_modules (installed by `npm ci`).
+VENDOR_FILES = {
+    "sockjs.min.js": "sockjs-client/dist/sockjs.min.js",
+    "sockjs.min.js.map": "sockjs-client/dist/sockjs.min.js.map",
+    "stomp.umd.min.js": "@stomp/stompjs/bundles/stomp.umd.min.js",
+}
+DEFAULT_ROOMS = ("lobby", "random", "help")
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+class DemoError(RuntimeError):
+    """The demo cannot start; the message says what to do."""
+
+
+def find_demo_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the page lives: ``explicit``, ``$SOCKJS_SERVER_DEMO_DIR``, or the checkout's ``demo/``.
+
+    The page and its libraries are not part of the Python package: a checkout
+    (or an editable install of it) finds ``demo/`` beside ``sockjs_server/``.
+    """
+    candidates: list[Path] = []
+    for value in (explicit, os.environ.get("SOCKJS_SERVER_DEMO_DIR")):
+        if value:
+            candidates.append(Path(value))
+    candidates.append(Path(__file__).resolve().parents[2] / "demo")
+    candidates.append(Path.cwd() / "demo")
+    for candidate in candidates:
+        if (candidate / "index.html").is_file() and (candidate / "static").is_dir():
+            return candidate.resolve()
+    raise DemoError(
+        "demo page not found (looked in " + ", ".join(str(c) for c in candidates) + "): run the demo from a checkout "
+        "of the repository, or pass --demo-dir DIR / set SOCKJS_SERVER_DEMO_DIR"
+    )
+
+
+def _check_libraries(demo_dir: Path) -> None:
+    missing = [path for name, path in VENDOR_FILES.items() if not name.endswith(".map") and not (demo_dir / "node_modules" / path).is_file()]
+    if missing:
+        raise DemoError(
+            f"the browser libraries are not installed ({', '.join(missing)} missing): run  npm ci --prefix {demo_dir}"
+        )
+
+
+#: The STOMP session ids opened by the SockJS session being served (set per handler task).
+_opened: contextvars.ContextVar[list[str]] = contextvars.ContextVar("demo_opened_connections")
+
+
+class ChatDemo:
+    """Rooms, presence and private messages on top of a :class:`StompServer`.
+
+    Destinations (see demo/static/chat.js for the client side):
+
+    - SUBSCRIBE ``/app/room.<room>``: joins; one reply ``{type: "snapshot", members, history}``.
+    - ``/topic/room.<room>``: ``message`` and ``presence`` events of a room.
+    - SUBSCRIBE ``/app/rooms`` and ``/topic/rooms``: the room directory.
+    - SEND ``/app/say {room, text}``, ``/app/leave {room}``, ``/app/private {to, text}``, ``/app/ping``.
+    - ``/user/queue/private``: private messages; ``/user/queue/errors``: refused requests.
+
+    The nickname is the STOMP ``login`` header. A nickname belongs to one
+    browser (the ``client-key`` CONNECT header) while it has a connection open.
+    """
+
+    def __init__(self, broker: Broker | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.rooms = Rooms(default_rooms=DEFAULT_ROOMS)
+        self.stomp = StompServer(broker if broker is not None else MemoryBroker(), authenticate=self._authenticate)
+        self._owners: dict[str, str] = {}
+        self._register()
+
+    # --- SockJS side ---------------------------------------------------------
+
+    async def handle(self, session: Session) -> None:
+        """SockJS session handler: one STOMP connection; presence is cleaned up when it ends."""
+        opened: list[str] = []
+        token = _opened.set(opened)
+        try:
+            await self.stomp(session)
+        finally:
+            _opened.reset(token)
+            for connection in opened:
+                await self._connection_closed(connection)
+
+    def _authenticate(self, info: ConnectInfo) -> str:
+        try:
+            nick = check_nick(info.login or "")
+        except ChatError as exc:
+            raise AccessDenied("Bad nickname", str(exc)) from None
+        key = info.headers.get("client-key", "")
+        owner = self._owners.get(nick)
+        if owner is not None and owner != key and nick in self.stomp.users():
+            raise AccessDenied("Nickname taken", f"{nick} is already in use: pick another nickname")
+        self._owners[nick] = key
+        opened = _opened.get(None)
+        if opened is not None:
+            opened.append(info.connection.session_id)
+        return nick
+
+    async def _connection_closed(self, connection: str) -> None:
+        now = self.clock()
+        left = self.rooms.drop(connection)
+        for room, user in left:
+            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, left=user))
+        if left:
+            await self._publish_directory()
+
+    async def _publish_directory(self) -> None:
+        await self.stomp.publish("/topic/rooms", {"rooms": self.rooms.directory()})
+
+    # --- /app handlers -------------------------------------------------------
+
+    def _register(self) -> None:
+        stomp = self.stomp
+        stomp.subscribe("/room.{room}")(self._join)
+        stomp.subscribe("/rooms")(self._directory)
+        stomp.message("/say", reply_to="/queue/errors")(self._refusals(self._say))
+        stomp.message("/leave", reply_to="/queue/errors")(self._refusals(self._leave))
+        stomp.message("/private", reply_to="/queue/errors")(self._refusals(self._private))
+        stomp.message("/ping")(self._ping)
+
+    @staticmethod
+    def _refusals(handler: Callable[[AppMessage], Any]) -> Callable[[AppMessage], Any]:
+        """Turn a ChatError into an answer on the sender's /user/queue/errors."""
+
+        async def wrapped(message: AppMessage) -> dict[str, str] | None:
+            try:
+                await handler(message)
+            except ChatError as exc:
+                return {"error": str(exc)}
+            return None
+
+        return wrapped
+
+    @staticmethod
+    def _body(message: AppMessage) -> dict[str, Any]:
+        try:
+            body = message.json()
+        except ValueError:
+            raise ChatError("Requests are JSON objects.") from None
+        if not isinstance(body, dict):
+            raise ChatError("Requests are JSON objects.")
+        return body
+
+    @staticmethod
+    def _user(message: AppMessage) -> str:
+        if message.user is None:  # authenticate always names the user; never anonymous here
+            raise ChatError("Connect with a nickname first.")
+        return message.user
+
+    async def _join(self, message: AppMessage) -> dict[str, Any]:
+        user = self._user(message)
+        try:
+            room = check_room(message.params["room"])
+            joined = self.rooms.join(room, user, message.connection.session_id)
+        except ChatError as exc:
+            return {"type": "error", "error": str(exc)}
+        if joined:
+            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, self.clock(), joined=user))
+            await self._publish_directory()
+        return {"type": "snapshot", "room": room, "members": self.rooms.members(room), "history": self.rooms.history(room)}
+
+    async def _directory(self, message: AppMessage) -> dict[str, Any]:
+        return {"rooms": self.rooms.directory()}
+
+    async def _say(self, message: AppMessage) -> None:
+        body = self._body(message)
+        room = check_room(body.get("room"))
+        event = self.rooms.say(room, self._user(message), body.get("text"), self.clock())
+        await self.stomp.publish(f"/topic/room.{room}", event)
+
+    async def _leave(self, message: AppMessage) -> None:
+        room = check_room(self._body(message).get("room"))
+        user = self.rooms.leave(room, message.connection.session_id)
+        if user is not None:
+            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, self.clock(), left=user))
+            await self._publish_directory()
+
+    async def _private(self, message: AppMessage) -> None:
+        body = self._body(message)
+        sender = self._user(message)
+        recipient = body.get("to")
+        event = self.rooms.private(sender, recipient, body.get("text"), self.clock())
+        if recipient not in self.stomp.users():
+            raise ChatError(f"{recipient} is not online.")
+        await self.stomp.send_to_user(event["to"], "/queue/private", event)
+        if event["to"] != sender:
+            await self.stomp.send_to_user(sender, "/queue/private", event)
+
+    async def _ping(self, message: AppMessage) -> None:
+        """Nothing to do: the client measures the time to this frame's RECEIPT."""
+        return None
+
+
+DEMO_KEY = web.AppKey("sockjs_server_demo", ChatDemo)
+
+
+def create_app(demo_dir: str | os.PathLike[str] | None = None, *, broker: Broker | None = None) -> web.Application:
+    """The demo application: ``/`` the page, ``/static/`` its files, ``/vendor/`` the libraries, ``/chat`` SockJS."""
+    root = find_demo_dir(demo_dir)
+    _check_libraries(root)
+    static = root / "static"
+    modules = root / "node_modules"
+
+    demo = ChatDemo(broker)
+    app = web.Application()
+    app[DEMO_KEY] = demo
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(root / "index.html", headers=NO_CACHE)
+
+    async def vendor(request: web.Request) -> web.StreamResponse:
+        path = VENDOR_FILES.get(request.match_info["name"])
+        if path is None or not (modules / path).is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(modules / path, headers=NO_CACHE)
+
+    app.router.add_get("/", index)
+    app.router.add_get("/vendor/{name}", vendor)
+    app.router.add_static("/static/", static, append_version=False)
+    # The iframe transports load sockjs-client inside the server's iframe page: from here, not a CDN.
+    add_endpoint(app, "/chat", demo.handle, options=Options(sockjs_url="/vendor/sockjs.min.js"))
+
+    async def broker_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await demo.stomp.broker.start()
+        yield
+        await demo.stomp.broker.close()
+
+    async def close_clients(app: web.Application) -> None:
+        await demo.stomp.close()
+
+    app.cleanup_ctx.append(broker_lifetime)
+    app.on_shutdown.append(close_clients)
+    return app

@@ -1,0 +1,91 @@
+"""Fixtures for the real-browser tests: Chromium (Debian's, driven by Playwright) and servers.
+
+Every test here is marked ``browser``. When Chromium, Playwright or the demo's
+node_modules are missing the tests are skipped, except under CI (CI=true),
+where a missing piece is an error: `.ci/install-browser` installs all three.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ServerProcess,
+    free_port,
+    missing_requirements,
+    python,
+)
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    missing = missing_requirements()
+    if missing:
+        message = "browser tests need " + ", ".join(missing) + " (run .ci/install-browser)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # launch() gives a fresh, temporary profile; every test opens its own
+        # isolated context in it (no shared cookies or storage).
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context()
+    ctx.set_default_timeout(20_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+class Harness:
+    """The conformance test server on 127.0.0.1 and a page-only server on another origin."""
+
+    def __init__(self, server: ServerProcess, pages: ServerProcess) -> None:
+        self.server = server
+        self.pages = pages
+
+    def page_url(self, cross_origin: bool) -> str:
+        origin = self.pages.origin if cross_origin else self.server.origin
+        return origin + "/pages/echo.html"
+
+    def endpoint(self, name: str) -> str:
+        return f"{self.server.origin}/{name}"
+
+
+@pytest.fixture(scope="session")
+def harness(browser: Any) -> Iterator[Harness]:
+    port = free_port("127.0.0.1")
+    # 127.0.0.2 is another origin (and another site) for the browser, on the same loopback.
+    pages_host = "127.0.0.2"
+    pages_port = free_port(pages_host)
+    script = os.path.join(os.path.dirname(__file__), "harness_server.py")
+    server = ServerProcess("sockjs-testserver", python(script, "--host", "127.0.0.1", "--port", str(port)), "127.0.0.1", port)
+    pages = ServerProcess(
+        "pages-server", python(script, "--host", pages_host, "--port", str(pages_port), "--pages-only"), pages_host, pages_port
+    )
+    with server, pages:
+        yield Harness(server, pages)
+
+
+@pytest.fixture(scope="session")
+def demo_server(browser: Any) -> Iterator[ServerProcess]:
+    """The chat demo as a person starts it: ``sockjs-server demo --host 127.0.0.1 --port P``."""
+    port = free_port()
+    argv = python("-m", "sockjs_server", "demo", "--host", "127.0.0.1", "--port", str(port))
+    with ServerProcess("demo-server", argv, "127.0.0.1", port) as server:
+        yield server
