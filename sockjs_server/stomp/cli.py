@@ -1,12 +1,13 @@
 """The ``stomp`` subcommand: STOMP over SockJS at /stomp on the in-memory broker.
 
-    sockjs-server stomp --host 127.0.0.1 --port 8080 [--stomp-port 61613]
+    sockjs-server stomp --host 127.0.0.1 --port 8080 [--stomp-port 61613] [--relay stomp://guest:guest@127.0.0.1:61613/]
     python -m sockjs_server.stomp ...            # the same
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -23,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--app-prefix", default="/app", help="application destination prefix (default /app)")
     parser.add_argument("--user-prefix", default="/user", help="user destination prefix (default /user)")
+    parser.add_argument(
+        "--relay", default=None, metavar="URL", help="relay to RabbitMQ's STOMP plugin, e.g. stomp://guest:guest@127.0.0.1:61613/ (default: in-memory broker)"
+    )
 
 
 def build_app(args: argparse.Namespace) -> web.Application:
@@ -31,11 +35,20 @@ def build_app(args: argparse.Namespace) -> web.Application:
     from sockjs_server.cli import options_from_args
 
     from .memory import MemoryBroker
+    from .relay import relay_from_url
     from .server import StompServer
     from .tcp import tcp_listener
 
-    stomp = StompServer(MemoryBroker(), app_prefix=args.app_prefix, user_prefix=args.user_prefix)
+    broker = relay_from_url(args.relay) if args.relay else MemoryBroker()
+    stomp = StompServer(broker, app_prefix=args.app_prefix, user_prefix=args.user_prefix)
     app = web.Application()
+
+    async def broker_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await broker.start()  # the relay logs whether RabbitMQ is available
+        yield
+        await broker.close()
+
+    app.cleanup_ctx.append(broker_lifetime)
     add_endpoint(app, args.prefix, stomp, options=options_from_args(args))
     if args.stomp_port is not None:
         app.cleanup_ctx.append(tcp_listener(stomp, host=args.host, port=args.stomp_port))
