@@ -30,10 +30,7 @@ from .broker import Broker, BrokerClient, Message
 from .codec import encode_header
 from .connection import (
     SERVER_SET_HEADERS,
-    AbortRequest,
     AckRequest,
-    BeginRequest,
-    Buffered,
     CommitRequest,
     ConnectRequest,
     DisconnectRequest,

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from stomp_testing import ALL_TRANSPORTS, TIMEOUT, harness  # noqa: F401
 
-from sockjs_server.stomp import AccessDenied, AppHandlers, MemoryBroker, Principal, StompOptions, StompServer
+from sockjs_server.stomp import AccessDenied, AppHandlers, MemoryBroker, StompOptions, StompServer
 
 pytestmark = pytest.mark.parametrize("transport", ALL_TRANSPORTS)
 
