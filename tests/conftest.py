@@ -51,7 +51,7 @@ class AppServer(TestServer):
 
     async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
         kwargs["handler_cancellation"] = self.cancel_handlers
-        kwargs["shutdown_timeout"] = 3 * UNIT
+        kwargs["shutdown_timeout"] = UNIT
         return web.AppRunner(self.app, **kwargs)
 
 
