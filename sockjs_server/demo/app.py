@@ -6,7 +6,6 @@ and :class:`sockjs_server.stomp.StompServer` with /app handlers.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import time
@@ -16,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sockjs_server import Options, Session, add_endpoint
-from sockjs_server.stomp import AccessDenied, AppMessage, Broker, ConnectInfo, MemoryBroker, StompServer
+from sockjs_server import Options, add_endpoint
+from sockjs_server.stomp import AccessDenied, AppMessage, Broker, ConnectInfo, ConnectionInfo, MemoryBroker, StompServer
 
 from .rooms import ChatError, Rooms, check_nick, check_room
 
@@ -68,10 +67,6 @@ def _check_libraries(demo_dir: Path) -> None:
         )
 
 
-#: The STOMP session ids opened by the SockJS session being served (set per handler task).
-_opened: contextvars.ContextVar[list[str]] = contextvars.ContextVar("demo_opened_connections")
-
-
 class ChatDemo:
     """Rooms, presence and private messages on top of a :class:`StompServer`.
 
@@ -90,22 +85,15 @@ class ChatDemo:
     def __init__(self, broker: Broker | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.rooms = Rooms(default_rooms=DEFAULT_ROOMS)
-        self.stomp = StompServer(broker if broker is not None else MemoryBroker(), authenticate=self._authenticate)
+        self.stomp = StompServer(
+            broker if broker is not None else MemoryBroker(),
+            authenticate=self._authenticate,
+            on_disconnect=self._disconnected,
+        )
         self._owners: dict[str, str] = {}
         self._register()
 
-    # --- SockJS side ---------------------------------------------------------
-
-    async def handle(self, session: Session) -> None:
-        """SockJS session handler: one STOMP connection; presence is cleaned up when it ends."""
-        opened: list[str] = []
-        token = _opened.set(opened)
-        try:
-            await self.stomp(session)
-        finally:
-            _opened.reset(token)
-            for connection in opened:
-                await self._connection_closed(connection)
+    # --- connections ----------------------------------------------------------
 
     def _authenticate(self, info: ConnectInfo) -> str:
         try:
@@ -117,14 +105,12 @@ class ChatDemo:
         if owner is not None and owner != key and nick in self.stomp.users():
             raise AccessDenied("Nickname taken", f"{nick} is already in use: pick another nickname")
         self._owners[nick] = key
-        opened = _opened.get(None)
-        if opened is not None:
-            opened.append(info.connection.session_id)
         return nick
 
-    async def _connection_closed(self, connection: str) -> None:
+    async def _disconnected(self, info: ConnectionInfo) -> None:
+        """Presence: the connection leaves every room it was in."""
         now = self.clock()
-        left = self.rooms.drop(connection)
+        left = self.rooms.drop(info.session_id)
         for room, user in left:
             await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, left=user))
         if left:
@@ -244,7 +230,7 @@ def create_app(demo_dir: str | os.PathLike[str] | None = None, *, broker: Broker
     app.router.add_get("/vendor/{name}", vendor)
     app.router.add_static("/static/", static, append_version=False)
     # The iframe transports load sockjs-client inside the server's iframe page: from here, not a CDN.
-    add_endpoint(app, "/chat", demo.handle, options=Options(sockjs_url="/vendor/sockjs.min.js"))
+    add_endpoint(app, "/chat", demo.stomp, options=Options(sockjs_url="/vendor/sockjs.min.js"))
 
     async def broker_lifetime(app: web.Application) -> AsyncIterator[None]:
         await demo.stomp.broker.start()
