@@ -79,12 +79,28 @@ class Endpoint:
     def get_session(self, session_id: str) -> Session | None:
         return self._by_id.get(session_id)
 
-    def add_session(self, session: Session, *, addressable: bool = True) -> None:
-        """Register a new session; websocket sessions are not addressable by id
-        (sockjs-protocol: "it is correct to have two separate sessions sharing the same session_id")."""
+    def new_session(
+        self, request: web.Request, session_id: str, transport: str, *, addressable: bool = True, raw: bool = False
+    ) -> Session:
+        """Create and register a session opened by ``request``.
+
+        Websocket sessions are not addressable by id (sockjs-protocol: "it is
+        correct to have two separate sessions sharing the same session_id").
+        """
+        session = Session(
+            self,
+            session_id,
+            transport,
+            remote=request.remote,
+            headers=request.headers,
+            cookies=request.cookies,
+            query=request.query,
+            raw=raw,
+        )
         self._live[session] = None
         if addressable:
-            self._by_id[session.id] = session
+            self._by_id[session_id] = session
+        return session
 
     def _session_closed(self, session: Session) -> None:
         self._live.pop(session, None)

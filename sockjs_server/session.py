@@ -308,8 +308,11 @@ class Session:
 
     def transport_closed(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """The websocket carrying this session ended; the session ends with it."""
+        receiver = self._receiver
         self._receiver = None
         self._state.transport_closed(code, reason)
+        if receiver is not None:
+            receiver.wake()
         self._after_change()
 
     def deliver(self, messages: Iterable[str]) -> None:
@@ -370,7 +373,7 @@ class Session:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         task = self._task
-        if task is not None and not task.done() and task is not asyncio.current_task():
+        if task is not None and not task.done():
             self._loop.call_later(self.endpoint.options.close_timeout, _cancel_task, task)
         self.endpoint._session_closed(self)
 

@@ -32,16 +32,7 @@ def _alive(request: web.BaseRequest) -> bool:
 def _open_session(request: web.Request, endpoint: Endpoint, session_id: str, transport: str) -> Session:
     session = endpoint.get_session(session_id)
     if session is None:
-        session = Session(
-            endpoint,
-            session_id,
-            transport,
-            remote=request.remote,
-            headers=request.headers,
-            cookies=request.cookies,
-            query=request.query,
-        )
-        endpoint.add_session(session)
+        session = endpoint.new_session(request, session_id, transport)
     return session
 
 

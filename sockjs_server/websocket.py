@@ -50,27 +50,12 @@ async def _accept(request: web.Request, endpoint: Endpoint, **kwargs: object) ->
     return ws
 
 
-def _new_session(request: web.Request, endpoint: Endpoint, session_id: str, transport: str, raw: bool) -> Session:
-    session = Session(
-        endpoint,
-        session_id,
-        transport,
-        remote=request.remote,
-        headers=request.headers,
-        cookies=request.cookies,
-        query=request.query,
-        raw=raw,
-    )
-    endpoint.add_session(session, addressable=False)
-    return session
-
-
 async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -> web.StreamResponse:
     """SockJS over websocket: frames out, JSON arrays (or single strings) in."""
     ws = await _accept(request, endpoint)
     if not isinstance(ws, web.WebSocketResponse):
         return ws
-    session = _new_session(request, endpoint, session_id, "websocket", raw=False)
+    session = endpoint.new_session(request, session_id, "websocket", addressable=False)
     await _serve(ws, session, _decode_framed, _pump_frames)
     return ws
 
@@ -152,16 +137,25 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     ws = await _accept(request, endpoint, heartbeat=endpoint.options.heartbeat_delay)
     if not isinstance(ws, web.WebSocketResponse):
         return ws
-    session = _new_session(request, endpoint, "", "websocket-raw", raw=True)
+    session = endpoint.new_session(request, "", "websocket-raw", addressable=False, raw=True)
     await _serve(ws, session, _decode_raw, _pump_raw)
     return ws
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 async def _pump_raw(ws: web.WebSocketResponse, session: Session, receiver: Receiver) -> None:
     try:
         while True:
             for message in session.take_raw():
-                await ws.send_str(message)
+                try:
+                    await ws.send_str(message)
+                except UnicodeEncodeError:
+                    # A lone surrogate (it arrived JSON-escaped on another transport)
+                    # has no UTF-8 form: send U+FFFD in its place.
+                    await ws.send_str(_replace_lone_surrogates(message))
             if session.closed:
                 if not ws.closed:
                     code = session.close_code or CloseCode.GO_AWAY

@@ -174,11 +174,6 @@ async def test_handler_lingering_after_its_client_left_is_cancelled(serve: Serve
     await bounded(cancelled.wait())
 
 
-@pytest.mark.xfail(
-    reason="Session._closing() only schedules the close_timeout cancel when close() is called from "
-    "another task; a handler that closes its own session and then hangs is never cancelled",
-    strict=True,
-)
 async def test_handler_lingering_after_closing_its_own_session_is_cancelled(serve: Serve) -> None:
     cancelled = asyncio.Event()
 

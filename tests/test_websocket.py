@@ -338,11 +338,6 @@ async def test_raw_websocket_session_metadata(serve: Serve) -> None:
     await ws.close()
 
 
-@pytest.mark.xfail(
-    reason="the raw websocket pump calls send_str() on a lone surrogate: UnicodeEncodeError kills "
-    "the writer, the client gets nothing and the request handler fails",
-    strict=True,
-)
 async def test_raw_client_gets_an_answer_for_a_lone_surrogate(serve: Serve) -> None:
     # A message that reached the server JSON-escaped over another transport may
     # hold a lone surrogate, which cannot be written as UTF-8 text. The raw
@@ -401,11 +396,6 @@ class RequestWatch:
         return self.finished.setdefault(path, asyncio.Event())
 
 
-@pytest.mark.xfail(
-    reason="Session.transport_closed() drops the receiver before waking it, so the frame pump "
-    "waits forever and the websocket request never ends (a task leak; app shutdown waits it out)",
-    strict=True,
-)
 @pytest.mark.parametrize("how", ["close frame", "tcp drop"])
 @pytest.mark.parametrize("kind", ["framed", "raw"])
 async def test_websocket_request_handler_returns_when_the_client_leaves(serve: Serve, how: str, kind: str) -> None:
