@@ -20,6 +20,16 @@ async def echo(session: Session) -> None:
         await session.send(message)
 
 
+def add_stomp(app: web.Application, options: Options) -> None:
+    """/stomp: STOMP over SockJS through the in-memory broker, when the STOMP layer is there."""
+    try:
+        from sockjs_server.stomp import MemoryBroker, StompServer
+    except ImportError:
+        return
+    stomp = StompServer(broker=MemoryBroker())
+    add_endpoint(app, "/stomp", stomp, options=options)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
@@ -36,6 +46,7 @@ def main() -> None:
             await endpoints[0].broadcast(message)
 
     endpoints.append(add_endpoint(app, "/broadcast", broadcast, options=options))
+    add_stomp(app, options)
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1)
 
 

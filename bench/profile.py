@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Profile one of our servers' hot paths under a benchmark scenario with py-spy.
+
+    python3 bench/profile.py --scenario ws-pingpong [--server ours] [--seconds 6] [--top 25]
+
+Starts the server pinned to core 0, runs the scenario's load from core 1 (as compare.py
+does), samples the server with py-spy (installed into bench/.envs/py on first use), and
+prints the functions with the most samples: self time (where the CPU is spent) and
+inclusive time (what the time is spent under).  The collapsed stacks are kept in
+bench/.work/profiles/ for flame graphs.  Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare  # noqa: E402
+
+
+def ensure_pyspy() -> Path:
+    exe = compare.PY_ENV / "bin" / "py-spy"
+    if not exe.exists():
+        subprocess.run([compare._py(), "-m", "pip", "install", "-q", "py-spy"], check=True)
+    return exe
+
+
+def summarize(collapsed: Path, top: int, focus: str) -> str:
+    self_counts: collections.Counter[str] = collections.Counter()
+    incl_counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    idle = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(n)
+        total += count
+        frames = stack.split(";")
+        leaf = frames[-1]
+        if "select (selectors.py" in leaf or "poll (selectors.py" in leaf or leaf.startswith("select "):
+            idle += count
+        self_counts[leaf] += count
+        for f in set(frames):
+            incl_counts[f] += count
+    out = [f"{total} samples, {idle / max(total, 1):.0%} waiting in the event loop's select()"]
+    out.append(f"\ntop {top} by self time (% of samples):")
+    for f, c in self_counts.most_common(top):
+        out.append(f"  {100 * c / total:5.1f}%  {f}")
+    out.append(f"\ntop {top} by inclusive time, frames from {focus!r} first:")
+    ranked = sorted(incl_counts.items(), key=lambda kv: (focus not in kv[0], -kv[1]))
+    shown = 0
+    for f, c in ranked:
+        if focus in f or shown < top:
+            out.append(f"  {100 * c / total:5.1f}%  {f}")
+            shown += 1
+        if shown >= top:
+            break
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", default="ws-pingpong", choices=[k for k, s in compare.SCENARIOS.items() if not s.pending])
+    ap.add_argument("--server", default="ours", choices=["ours", "aio-libs", "bare"])
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--focus", default="sockjs_server", help="path fragment whose frames are listed first")
+    args = ap.parse_args()
+
+    compare.raise_fd_limit(print)
+    compare.ensure_envs(print)
+    pyspy = ensure_pyspy()
+    sc = compare.SCENARIOS[args.scenario]
+    cfg = sc.config(False)
+    if cfg["kind"] == "echo":
+        cfg.update(warmup=1.0, duration=args.seconds + 2)
+    out_dir = compare.WORK / "profiles"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    collapsed = out_dir / f"{args.server}-{args.scenario}-{stamp}.txt"
+    server = compare.SERVERS[args.server]
+    result: dict[str, object] = {}
+    try:
+        with compare.running_server(server, out_dir) as (port, pid):
+            cfg.update(host=compare.HOST, port=port, server_pid=pid, hard_deadline_s=150)
+            load = threading.Thread(target=lambda: result.update(compare.run_load(cfg, timeout=170)))
+            load.start()
+            time.sleep(1.5 if cfg["kind"] == "echo" else 3.0)
+            # py-spy runs on the load generator's core, so it does not steal from the server
+            subprocess.run(["taskset", "-c", compare.LOAD_CPU, str(pyspy), "record", "--pid", str(pid),
+                            "--rate", str(args.rate), "--duration", str(int(args.seconds)), "--format", "raw",
+                            "--nonblocking", "--output", str(collapsed)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            load.join()
+    finally:
+        compare.stop_all()
+    metric = result.get(sc.metric)
+    print(f"{server.label}, {args.scenario}: {sc.metric} = {metric}, server CPU {result.get('server_cpu')}")
+    print(summarize(collapsed, args.top, args.focus))
+    print(f"\ncollapsed stacks: {collapsed.relative_to(compare.REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
