@@ -154,6 +154,7 @@ server_commands = st.sampled_from([Command.SEND, Command.MESSAGE, Command.ERROR,
 
 
 @given(server_commands, header_pairs, bodies)
+@settings(deadline=None)
 def test_round_trip_1_2(command, headers, body):
     frame = Frame(command, tuple(h for h in headers if h[0] != "content-length"), body)
     data = serialize(frame, Version.V1_2)
@@ -166,7 +167,7 @@ def test_round_trip_1_2(command, headers, body):
 
 
 @given(header_pairs, bodies, st.data())
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_split_anywhere_parses_the_same(headers, body, data):
     frames = [
         Frame(Command.SEND, tuple(h for h in headers if h[0] != "content-length"), body),
@@ -194,7 +195,7 @@ def test_every_split_point():
 
 
 @given(st.binary(max_size=300), st.sampled_from([None, Version.V1_0, Version.V1_1, Version.V1_2]))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_garbage_only_raises_protocol_errors(data, version):
     p = FrameParser(version=version, max_frame_size=128, max_headers=4, max_header_line=64)
     try:
@@ -205,7 +206,7 @@ def test_garbage_only_raises_protocol_errors(data, version):
 
 
 @given(st.lists(st.binary(min_size=1, max_size=50), max_size=40))
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 def test_buffering_is_bounded(chunks):
     p = FrameParser(max_frame_size=256, max_header_line=64)
     for chunk in chunks:

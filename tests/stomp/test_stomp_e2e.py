@@ -201,10 +201,14 @@ async def test_silent_client_is_disconnected(harness, transport):
 
 
 async def test_client_heart_beats_keep_it_alive(harness, transport):
-    h = await harness(transport, options=StompOptions(heartbeat=(0.0, 0.05)))
+    # The server wants data every 30 ms and gives up after 10 silent intervals (0.3 s);
+    # EOLs every 20 ms for twice that long keep the connection open.
+    h = await harness(transport, options=StompOptions(heartbeat=(0.0, 0.03), heartbeat_tolerance=10))
     c = await h.client()
-    await c.connect("1.2", heart_beat="50,0")
-    for _ in range(10):
+    await c.connect("1.2", heart_beat="30,0")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 0.6
+    while loop.time() < end:
         await c.send_raw(b"\n")
         await asyncio.sleep(0.02)
     await c.send("/topic/x", "still here", receipt="alive")
