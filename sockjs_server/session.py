@@ -167,6 +167,11 @@ class Session:
     def close_reason(self) -> str | None:
         return self._state.close_reason
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of messages queued for the client and not yet written (bounded by ``max_queue_bytes``)."""
+        return self._state.queued_bytes
+
     def send_nowait(self, message: str) -> None:
         """Queue ``message`` for the client; ignored once the session is closed.
 

@@ -153,6 +153,11 @@ class SessionState:
         return self._attached
 
     @property
+    def queued_bytes(self) -> int:
+        """Bytes of messages waiting for a receiver."""
+        return self._queue_bytes
+
+    @property
     def close_code(self) -> int | None:
         return self._close_code
 

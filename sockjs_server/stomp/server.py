@@ -84,6 +84,8 @@ class _Link(Protocol):
     name: str
     #: Whether only valid UTF-8 text can be carried (SockJS).
     text: bool
+    #: Pending bytes the transport itself tolerates, if it has a limit of its own.
+    capacity: int | None
 
     def write(self, data: bytes) -> None: ...
 
@@ -102,14 +104,15 @@ class _SessionLink:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.name = session.transport
+        # Fail with a STOMP ERROR well before the SockJS queue limit closes the
+        # session with a bare close frame (JSON escaping can inflate the bytes).
+        self.capacity: int | None = session.endpoint.options.max_queue_bytes // 2
 
     def write(self, data: bytes) -> None:
         self.session.send_nowait(data.decode("utf-8"))
 
     def pending(self) -> int:
-        # The core bounds its own queue (Options.max_queue_bytes) and closes a
-        # session over it with 3001; it reports its queue when it can.
-        return int(getattr(self.session, "queued_bytes", 0) or 0)
+        return self.session.queued_bytes
 
     def close(self) -> None:
         self.session.close_nowait()
@@ -120,6 +123,7 @@ class _StreamLink:
 
     name = "tcp"
     text = False
+    capacity: int | None = None
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -210,6 +214,9 @@ class _Peer:
     def _queue(self, data: bytes) -> None:
         size = len(data)
         limit = self.server.options.max_pending_bytes
+        capacity = self.link.capacity
+        if capacity is not None and capacity < limit:
+            limit = capacity
         if self._unflushed + size + self.link.pending() > limit:
             self.log.warning("slow consumer: more than %d bytes pending, disconnecting", limit)
             self.fail(ProtocolError("Slow consumer", f"the client fell more than {limit} bytes behind"))
