@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -10,13 +11,13 @@ from aiohttp.test_utils import TestClient
 from sockjs_client import OPEN, Reply, SockJSClient, new_id, reply_of
 
 
-def set_cookie_parts(headers: object) -> list[str]:
-    value = headers.get("Set-Cookie")  # type: ignore[attr-defined]
+def set_cookie_parts(headers: Mapping[str, str]) -> list[str]:
+    value = headers.get("Set-Cookie")
     assert value, "no Set-Cookie header"
     return [part.strip() for part in value.split(";")]
 
 
-def assert_cookie(headers: object, value: str = "dummy") -> None:
+def assert_cookie(headers: Mapping[str, str], value: str = "dummy") -> None:
     parts = set_cookie_parts(headers)
     assert parts[0] == f"JSESSIONID={value}"
     assert "path=/" in [p.lower() for p in parts[1:]]

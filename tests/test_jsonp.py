@@ -70,6 +70,16 @@ async def test_jsonp_send_accepts_form_and_raw_bodies(echo_client: SockJSClient)
     assert reply.body == b'/**/x("a[\\"abc\\",\\"%61bc\\"]");\r\n'
 
 
+async def test_jsonp_form_with_a_charset(echo_client: SockJSClient) -> None:
+    session = new_id()
+    assert await echo_client.jsonp_frame(session) == OPEN
+    reply = await echo_client.jsonp_send(
+        session, body="d=%5B%22%C3%A9%22%5D", headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+    )
+    assert reply.body == b"ok"
+    assert await echo_client.jsonp_frame(session) == messages("é")
+
+
 async def test_jsonp_form_with_other_fields(echo_client: SockJSClient) -> None:
     session = new_id()
     assert await echo_client.jsonp_frame(session) == OPEN

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -49,7 +50,7 @@ async def test_chunked_body_over_the_limit_is_413(serve: Serve) -> None:
     served = await serve(max_request_size=1000)
     session = await served.client.open_xhr()
 
-    async def body():  # type: ignore[no-untyped-def]
+    async def body() -> AsyncIterator[bytes]:
         yield b'["'
         for _ in range(20):
             yield b"z" * 100
@@ -260,3 +261,24 @@ def test_documented_defaults(name: str, value: object) -> None:
     from sockjs_server import Options
 
     assert getattr(Options(), name) == value
+
+
+async def test_unread_oversized_body_is_never_taken_for_a_request(serve: Serve) -> None:
+    served = await serve(max_request_size=100)
+    session = await served.client.open_xhr()
+    # The refused body holds something that looks like a request; it must be skipped, not served.
+    hidden = b"GET /echo/info HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = hidden + b"x" * (200 - len(hidden))
+    async with await RawHTTP.connect(served.host, served.port) as conn:
+        await conn.send(
+            f"POST {served.client.url(session, 'xhr_send')} HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n".encode()
+            + body
+            + b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        head = await conn.read_head()
+        assert head.status == 413
+        await conn.read(int(head.header("content-length") or 0))
+        head = await conn.read_head()
+        assert head.status == 200
+        assert head.header("content-type") == "text/plain; charset=UTF-8"
+        assert await conn.read(int(head.header("content-length") or 0)) == b"Welcome to SockJS!\n"

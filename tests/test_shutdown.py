@@ -7,7 +7,8 @@ import asyncio
 import aiohttp
 
 from conftest import Serve, Served
-from sockjs_client import OPEN, Recorder, bounded, closing, new_id
+from sockjs_client import OPEN, UNIT, Recorder, bounded, closing, new_id
+from sockjs_server import Session
 
 GOING_AWAY = closing(1001, "Server shutting down")
 
@@ -79,14 +80,14 @@ async def test_shutdown_with_nothing_open(serve: Serve) -> None:
 async def test_handlers_that_ignore_the_close_are_cancelled(serve: Serve) -> None:
     cancelled = asyncio.Event()
 
-    async def deaf(session: object) -> None:
+    async def deaf(session: Session) -> None:
         try:
             await asyncio.sleep(1000)
         except asyncio.CancelledError:
             cancelled.set()
             raise
 
-    served = await serve(deaf, close_timeout=0.1)
+    served = await serve(deaf, close_timeout=UNIT)
     await served.client.open_xhr()
     await bounded(shut_down(served))
     await bounded(cancelled.wait())

@@ -18,6 +18,7 @@ from sockjs_client import (
     OPEN,
     UNIT,
     WS_ACCEPT,
+    WS_KEY,
     RawHTTP,
     Recorder,
     SockJSClient,
@@ -30,6 +31,7 @@ from sockjs_client import (
     reply_of,
     ws_frame,
 )
+from sockjs_server import Endpoint, Session
 
 TEXT, BINARY, CLOSE = 0x1, 0x2, 0x8
 
@@ -118,8 +120,6 @@ async def test_handshake_headers(testserver: TestClient) -> None:
 
 
 def test_accept_constant_is_rfc_6455() -> None:
-    from sockjs_client import WS_KEY
-
     digest = hashlib.sha1((WS_KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
     assert base64.b64encode(digest).decode() == WS_ACCEPT
 
@@ -292,11 +292,12 @@ async def test_client_closing_ends_the_session(serve: Serve) -> None:
     await bounded(session.wait_closed())
     assert session.closed
     assert await recorder.next_ended() is session
+    assert session not in served.endpoint.sessions
 
 
 async def test_application_close_code_reaches_the_websocket(serve: Serve) -> None:
-    async def handler(session: object) -> None:
-        await session.close(4000, "custom")  # type: ignore[attr-defined]
+    async def handler(session: Session) -> None:
+        await session.close(4000, "custom")
 
     served = await serve(handler)
     async with await served.client.websocket(new_id()) as ws:
@@ -328,6 +329,17 @@ async def test_raw_websocket_close(close_client: SockJSClient) -> None:
     assert msg.extra == "Go away!"
 
 
+async def test_raw_websocket_carries_the_application_close_code(serve: Serve) -> None:
+    async def handler(session: Session) -> None:
+        await session.close(4004, "not here")
+
+    served = await serve(handler)
+    ws = await served.client.raw_websocket()
+    msg = await bounded(ws.receive())
+    assert msg.type is aiohttp.WSMsgType.CLOSE
+    assert (ws.close_code, msg.extra) == (4004, "not here")
+
+
 async def test_raw_websocket_session_metadata(serve: Serve) -> None:
     recorder = Recorder()
     served = await serve(recorder)
@@ -343,11 +355,11 @@ async def test_raw_client_gets_an_answer_for_a_lone_surrogate(serve: Serve) -> N
     # hold a lone surrogate, which cannot be written as UTF-8 text. The raw
     # client must get a defined answer (a replacement, or a close frame) and the
     # server must keep serving everyone else.
-    holder: list[object] = []
+    holder: list[Endpoint] = []
 
-    async def relay(session: object) -> None:
-        async for message in session:  # type: ignore[attr-defined]
-            await holder[0].broadcast(message)  # type: ignore[attr-defined]
+    async def relay(session: Session) -> None:
+        async for message in session:
+            await holder[0].broadcast(message)
 
     served = await serve(relay)
     holder.append(served.endpoint)
