@@ -17,6 +17,7 @@ from .support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ServerProcess,
+    eventsource_percent_unescaped,
     free_port,
     missing_requirements,
     python,
@@ -89,3 +90,22 @@ def demo_server(browser: Any) -> Iterator[ServerProcess]:
     argv = python("-m", "sockjs_server", "demo", "--host", "127.0.0.1", "--port", str(port))
     with ServerProcess("demo-server", argv, "127.0.0.1", port) as server:
         yield server
+
+
+EVENTSOURCE_TRANSPORTS = ("eventsource", "iframe-eventsource")
+
+
+@pytest.fixture(scope="session")
+def eventsource_percent_bug(harness: Harness) -> bool:
+    """Whether the server under test sends "%" unescaped in eventsource frames (a known server bug)."""
+    return eventsource_percent_unescaped(harness.server.host, harness.server.port)
+
+
+def eventsource_bug_applies(transport: str, bug: bool) -> bool:
+    return bug and transport in EVENTSOURCE_TRANSPORTS
+
+
+EVENTSOURCE_BUG = (
+    'server sends "%" raw in eventsource frames; sockjs-client decodeURI()s each event, '
+    'so a frame with a "%" in it is dropped (sockjs-node sends "%25")'
+)

@@ -129,5 +129,37 @@ class ServerProcess:
         return f"http://{self.host}:{self.port}"
 
 
+def eventsource_percent_unescaped(host: str, port: int, prefix: str = "/echo") -> bool:
+    """Whether the server sends "%" raw in eventsource frames.
+
+    sockjs-client's eventsource receiver runs ``decodeURI`` on every event
+    (lib/transport/receiver/eventsource.js), so servers must send "%" as
+    "%25" (sockjs-node escapes "%", "\\r", "\\n" and NUL there): a raw "%"
+    makes the frame undecodable and its messages are lost.
+    """
+    session = "probe" + os.urandom(4).hex()
+    with socket.create_connection((host, port), timeout=5) as stream:
+        stream.sendall(f"GET {prefix}/000/{session}/eventsource HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        received = b""
+        while b"data: o" not in received:
+            chunk = stream.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"eventsource probe: stream ended: {received!r}")
+            received += chunk
+        body = b'["50%"]'
+        with socket.create_connection((host, port), timeout=5) as send:
+            send.sendall(
+                f"POST {prefix}/000/{session}/xhr_send HTTP/1.0\r\nHost: {host}\r\n"
+                f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            send.recv(4096)
+        while b"data: a" not in received:
+            chunk = stream.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return b'data: a["50%"]' in received
+
+
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]

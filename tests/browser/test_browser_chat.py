@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import eventsource_bug_applies
 from .support import ARTIFACTS, ServerProcess, TRANSPORTS, free_port, python
 
 pytestmark = pytest.mark.browser
@@ -76,7 +77,7 @@ def people(browser: Any, demo_server: ServerProcess) -> Any:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_two_people_chat(people: Any, transport: str) -> None:
+def test_two_people_chat(people: Any, transport: str, eventsource_percent_bug: bool) -> None:
     room = "t-" + transport
     ann = people(f"ann-{transport}", room=room, transport=transport)
     ann.connected()
@@ -89,8 +90,11 @@ def test_two_people_chat(people: Any, transport: str) -> None:
 
     ann.sees_members(ann.nick, bob.nick)
     bob.sees_members(ann.nick, bob.nick)
-    ann.say(f"hello over {transport} — ünïcödé, \"quotes\", 100% <b>not bold</b>")
-    bob.sees_message(ann.nick, f"hello over {transport} — ünïcödé, \"quotes\", 100% <b>not bold</b>")
+    # (While the server's eventsource "%" bug lasts, no "%" on those transports: see test_percent_over_eventsource.)
+    percent = "100 percent" if eventsource_bug_applies(transport, eventsource_percent_bug) else "100%"
+    text = f"hello over {transport} — ünïcödé, \"quotes\", {percent} <b>not bold</b>"
+    ann.say(text)
+    bob.sees_message(ann.nick, text)
     bob.say("loud and clear")
     ann.sees_message(bob.nick, "loud and clear")
 

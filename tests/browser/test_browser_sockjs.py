@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import Harness
+from .conftest import EVENTSOURCE_BUG, EVENTSOURCE_TRANSPORTS, Harness, eventsource_bug_applies
 from .support import NODE_MODULES, SAME_ORIGIN_ONLY, TRANSPORTS
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 10_000
 
 
 def _client_escapable() -> str:
@@ -77,13 +77,13 @@ def flatten(groups: dict[str, list[str]]) -> list[str]:
     return [message for group in groups.values() for message in group]
 
 
-def run_echo(context: Any, url: str, endpoint: str, transport: str, payload: list[str]) -> dict[str, Any]:
+def run_echo(context: Any, url: str, endpoint: str, transport: str, payload: list[str], timeout_ms: int = TIMEOUT_MS) -> dict[str, Any]:
     page = context.new_page()
     try:
         page.goto(url)
         result: dict[str, Any] = page.evaluate(
             "([url, transport, messages, timeout]) => window.echoRun(url, transport, messages, timeout)",
-            [endpoint, transport, payload, TIMEOUT_MS],
+            [endpoint, transport, payload, timeout_ms],
         )
         return result
     finally:
@@ -106,9 +106,12 @@ ORIGINS = [pytest.param(False, id="same-origin"), pytest.param(True, id="cross-o
 
 @pytest.mark.parametrize("cross_origin", ORIGINS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_echo(harness: Harness, context: Any, transport: str, cross_origin: bool) -> None:
+def test_echo(harness: Harness, context: Any, transport: str, cross_origin: bool, eventsource_percent_bug: bool) -> None:
     payload = flatten(messages())
     assert len(payload[-1]) == 100 * 1024
+    if eventsource_bug_applies(transport, eventsource_percent_bug):
+        # Known server bug, checked on its own by test_percent_over_eventsource.
+        payload = [m for m in payload if "%" not in m]
     result = run_echo(context, harness.page_url(cross_origin), harness.endpoint("echo"), transport, payload)
 
     if cross_origin and transport in SAME_ORIGIN_ONLY:
@@ -122,6 +125,20 @@ def test_echo(harness: Harness, context: Any, transport: str, cross_origin: bool
     assert result["transport"] == transport
     received = result["received"]
     assert received == payload, describe_mismatch(payload, received)
+
+
+@pytest.mark.parametrize("cross_origin", ORIGINS)
+@pytest.mark.parametrize("transport", EVENTSOURCE_TRANSPORTS)
+def test_percent_over_eventsource(
+    harness: Harness, context: Any, transport: str, cross_origin: bool, request: pytest.FixtureRequest, eventsource_percent_bug: bool
+) -> None:
+    """sockjs-client decodeURI()s eventsource data: the server must send "%" as "%25"."""
+    if eventsource_percent_bug:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=EVENTSOURCE_BUG))
+    payload = ["50%", "%41", "%%", "100% sure", "%E2%82%AC"]
+    result = run_echo(context, harness.page_url(cross_origin), harness.endpoint("echo"), transport, payload, timeout_ms=4000)
+    assert result["error"] is None, f"{transport}: {result['error']}; got {result['received']}"
+    assert result["received"] == payload
 
 
 @pytest.mark.parametrize("cross_origin", ORIGINS)
