@@ -13,16 +13,17 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
-from sockjs_server import Session
+from sockjs_server import Endpoint, Session
 
 T = TypeVar("T")
 
@@ -646,3 +647,46 @@ async def raw_ws_handshake(conn: RawHTTP, path: str, headers: dict[str, str] | N
             **(headers or {}),
         },
     )
+
+
+# -- running an app under test ------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """A running app with one SockJS endpoint."""
+
+    http: TestClient
+    endpoint: Endpoint
+    client: SockJSClient
+
+    @property
+    def host(self) -> str:
+        return str(self.http.server.host)
+
+    @property
+    def port(self) -> int:
+        port = self.http.server.port
+        assert port is not None
+        return port
+
+
+Serve = Callable[..., Awaitable[Served]]
+
+
+class AppServer(TestServer):
+    """Runs the app as ``web.run_app`` does: request handlers are not cancelled when a
+    client goes away (pytest-aiohttp's default cancels them), unless ``cancel_handlers``.
+
+    The shutdown timeout is short so that a request handler that never returns shows
+    up as a failing test rather than a minute-long teardown.
+    """
+
+    def __init__(self, app: web.Application, *, cancel_handlers: bool = False) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.cancel_handlers = cancel_handlers
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs["handler_cancellation"] = self.cancel_handlers
+        kwargs["shutdown_timeout"] = UNIT
+        return web.AppRunner(self.app, **kwargs)

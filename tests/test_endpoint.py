@@ -9,8 +9,19 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import AppServer, Serve
-from sockjs_client import OPEN, Recorder, SockJSClient, bounded, closing, echo, messages, new_id, reply_of
+from sockjs_client import (
+    OPEN,
+    AppServer,
+    Recorder,
+    Serve,
+    SockJSClient,
+    bounded,
+    closing,
+    echo,
+    messages,
+    new_id,
+    reply_of,
+)
 from sockjs_server import ENDPOINTS, Endpoint, Options, Session, add_endpoint
 
 

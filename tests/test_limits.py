@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from conftest import Serve
 from sockjs_client import (
     OPEN,
     RawHTTP,
     Recorder,
+    Serve,
     bounded,
     closing,
     messages,

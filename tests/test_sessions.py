@@ -7,12 +7,12 @@ import asyncio
 import aiohttp
 import pytest
 
-from conftest import Serve
 from sockjs_client import (
     HEARTBEAT,
     OPEN,
     UNIT,
     Recorder,
+    Serve,
     bounded,
     closing,
     messages,

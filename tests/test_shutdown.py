@@ -6,8 +6,7 @@ import asyncio
 
 import aiohttp
 
-from conftest import Serve, Served
-from sockjs_client import OPEN, UNIT, Recorder, bounded, closing, new_id
+from sockjs_client import OPEN, UNIT, Recorder, Serve, Served, bounded, closing, new_id
 from sockjs_server import Session
 
 GOING_AWAY = closing(1001, "Server shutting down")

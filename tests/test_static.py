@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from conftest import Serve
-from sockjs_client import Recorder, Reply, new_id, reply_of
+from sockjs_client import Recorder, Reply, Serve, new_id, reply_of
 
 NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
 

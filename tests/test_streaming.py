@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
-from conftest import Serve
 from sockjs_client import (
     OPEN,
     HtmlfileUnwrapper,
     Recorder,
+    Serve,
     SockJSClient,
     Stream,
     bounded,

@@ -13,7 +13,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from conftest import Serve
 from sockjs_client import (
     OPEN,
     UNIT,
@@ -21,6 +20,7 @@ from sockjs_client import (
     WS_KEY,
     RawHTTP,
     Recorder,
+    Serve,
     SockJSClient,
     bounded,
     closing,
