@@ -242,3 +242,37 @@ def test_screenshot(people: Any) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1280, 720)
     assert len(data) > 10_000
+
+
+@pytest.mark.rabbitmq
+def test_chat_over_rabbitmq_relay(browser: Any) -> None:
+    """``sockjs-server demo --relay stomp://...``: the same chat with RabbitMQ routing the messages."""
+    import os
+    import socket
+
+    host, port = "127.0.0.1", int(os.environ.get("RABBITMQ_STOMP_PORT", "61613"))
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        message = f"RabbitMQ's STOMP plugin is not listening on {host}:{port} (.ci/install-rabbitmq starts it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    demo_port = free_port()
+    argv = python("-m", "sockjs_server", "demo", "--host", "127.0.0.1", "--port", str(demo_port), "--relay", f"stomp://guest:guest@{host}:{port}/")
+    with ServerProcess("demo-relay", argv, "127.0.0.1", demo_port) as server:
+        ann = ChatPage(browser, server.origin, "ann-relay", room="rabbit", transport="xhr-streaming")
+        bob = ChatPage(browser, server.origin, "bob-relay", room="rabbit", transport="websocket")
+        try:
+            ann.connected()
+            bob.connected()
+            ann.sees_members("ann-relay", "bob-relay")
+            ann.say("through the rabbit hole")
+            bob.sees_message("ann-relay", "through the rabbit hole")
+            bob.page.click("#member-list li[data-member='ann-relay'] button")
+            bob.say("privately, via RabbitMQ")
+            ann.page.locator("#dm-list li[data-peer='bob-relay'] button").click()
+            ann.sees_message("bob-relay", "privately, via RabbitMQ")
+        finally:
+            ann.close()
+            bob.close()
