@@ -13,7 +13,7 @@ from aiohttp import web
 from . import static, transports, websocket
 from .endpoint import Endpoint
 from .envelopes import ENVELOPES
-from .http import method_not_allowed, preflight_response
+from .http import error_response, method_not_allowed, origin_allowed, preflight_response
 
 __all__ = ["register_routes"]
 
@@ -67,6 +67,10 @@ def register_routes(app: web.Application, endpoint: Endpoint) -> None:
         segment = match["transport"]
         session_id = match["session"]
         method = request.method
+        if method != "OPTIONS" and not origin_allowed(request, options):
+            # Refuse, not just withhold CORS headers: a no-cors request would
+            # still open a session and deliver messages with the user's cookies.
+            return error_response(request, options, 403, "Origin not allowed.", cors=False)
         if segment == "websocket":
             if not options.transport_enabled("websocket"):
                 raise web.HTTPNotFound()

@@ -12,7 +12,7 @@ from aiohttp import web
 from .endpoint import Endpoint
 from .http import NO_CACHE, TEXT_PLAIN, cached_for_a_year, cors_headers
 
-__all__ = ["greeting", "info", "iframe"]
+__all__ = ["GREETING", "IframePage", "greeting", "info"]
 
 GREETING = b"Welcome to SockJS!\n"
 

@@ -41,10 +41,7 @@ def test_core_modules_declare_their_exports(name: str) -> None:
     assert len(exported) == len(set(exported)), f"{name}.__all__ has duplicates"
 
 
-KNOWN_DISHONEST = {
-    "sockjs_server.static": "static.__all__ names 'iframe', which the module does not define "
-    "(the page is served by IframePage); 'from sockjs_server.static import *' raises AttributeError",
-}
+KNOWN_DISHONEST: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -274,12 +274,6 @@ async def test_other_origins_get_no_cors_headers(serve: Serve) -> None:
         assert reply.header("Access-Control-Allow-Credentials") is None, path
 
 
-@pytest.mark.xfail(
-    reason="README promises 403 for HTTP transports from origins outside allowed_origins; the server "
-    "only drops the CORS headers, so a foreign page can still open a session with the user's cookies "
-    "(no-cors POST to xhr) and post messages into it (xhr_send)",
-    strict=True,
-)
 @pytest.mark.parametrize(("method", "segment"), [("POST", "xhr"), ("POST", "xhr_streaming"), ("GET", "eventsource")])
 async def test_foreign_origin_cannot_open_a_session_over_http(serve: Serve, method: str, segment: str) -> None:
     recorder = Recorder()
