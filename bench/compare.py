@@ -43,6 +43,7 @@ PY_ENV = ENVS / "py"
 NODE_ENV = ENVS / "node"
 BIN_DIR = ENVS / "bin"
 HOST = "127.0.0.1"
+CANDIDATE = [""]  # --candidate: another checkout of sockjs_server to measure side by side
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 
@@ -56,6 +57,7 @@ class Server:
     argv: Callable[[int], list[str]]
     env: Callable[[], dict[str, str]]
     websocket_only: bool = False
+    default: bool = True  # part of "--servers all"
 
 
 def _py() -> str:
@@ -70,6 +72,21 @@ SERVERS: dict[str, Server] = {
             "sockjs_server",
             lambda port: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port)],
             lambda: {"PYTHONPATH": str(REPO)},
+        ),
+        Server(
+            "ours-uvloop",
+            "sockjs_server + uvloop",
+            lambda port: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
+                          "--loop", "uvloop"],
+            lambda: {"PYTHONPATH": str(REPO)},
+            default=False,
+        ),
+        Server(
+            "candidate",
+            "sockjs_server candidate",
+            lambda port: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port)],
+            lambda: {"PYTHONPATH": CANDIDATE[0]},
+            default=False,
         ),
         Server(
             "sockjs-node",
@@ -118,7 +135,7 @@ def _echo(transport: str, window: int, size: int = 16, batch: int = 1) -> Callab
             "size": size,
             "batch": batch,
             "warmup": 0.5 if quick else 1.0,
-            "duration": 2.0 if quick else 4.0,
+            "duration": 2.0 if quick else 3.0,
         }
 
     return config
@@ -132,8 +149,8 @@ def _broadcast(quick: bool) -> dict[str, Any]:
         "start_rate": 20,
         "factor": 1.6,
         "bisect": 2 if quick else 3,
-        "step_seconds": 1.0 if quick else 1.5,
-        "max_search_s": 30 if quick else 50,
+        "step_seconds": 1.0 if quick else 1.25,
+        "max_search_s": 30 if quick else 40,
     }
 
 
@@ -541,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default="all", help="comma-separated: " + ",".join(SCENARIOS))
     ap.add_argument("--servers", default="all", help="comma-separated: " + ",".join(SERVERS))
     ap.add_argument("--no-install", action="store_true", help="use bench/.envs as it is")
+    ap.add_argument("--candidate", metavar="PATH", default=None,
+                    help="another checkout of the repository (e.g. a git worktree with an optimisation) "
+                    "measured as server 'candidate' next to the others")
     ap.add_argument("--node-loadgen", action="store_true",
                     help="drive the websocket scenarios with loadgen.js too (cross-check of wsload)")
     ap.add_argument("--results", default=None, help="where to write the Markdown results "
@@ -551,7 +571,13 @@ def main(argv: list[str] | None = None) -> int:
     USE_WSLOAD = not args.node_loadgen
     reps = args.reps or (1 if args.quick else 3)
     scen = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
-    servers = list(SERVERS) if args.servers == "all" else args.servers.split(",")
+    servers = [k for k, s in SERVERS.items() if s.default] if args.servers == "all" else args.servers.split(",")
+    if args.candidate:
+        CANDIDATE[0] = str(Path(args.candidate).resolve())
+        if "candidate" not in servers:
+            servers.insert(1, "candidate")
+    elif "candidate" in servers:
+        ap.error("--servers candidate needs --candidate PATH")
     for name in scen:
         if name not in SCENARIOS:
             ap.error(f"unknown scenario {name!r}")
@@ -705,9 +731,13 @@ Every scenario is bounded in sessions and time and talks to 127.0.0.1 only. Echo
 with a fixed window of messages in flight per session (a new message goes out when an echo comes back)
 and report echoed messages per second; HTTP transports send each message in its own `xhr_send` request
 (eventsource: 10 messages per request). Broadcast searches the highest publishing rate at which all
-1000 sessions receive every message with p99 latency under 100 ms (1.5 s steps, rate ×1.6 up then
-bisected) and reports deliveries per second (rate × 1000). Idle scenarios open the sessions after 100
+1000 sessions receive every message with p99 latency under 100 ms (1.25 s steps, a failing step is run
+again once, rate ×1.6 up then bisected; later repetitions start near the previous answer) and reports
+deliveries per second (rate × 1000); `stomp-memory` does the same with STOMP SEND → MESSAGE frames. Idle scenarios open the sessions after 100
 warm-up sessions and report the growth of the server's RSS divided by the number of sessions.
+
+Profiles of sockjs_server on these scenarios and what to optimise: `bench/PROFILING.md`
+(`python3 bench/profile.py --scenario NAME` reproduces them).
 
 ## Notes
 

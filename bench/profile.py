@@ -31,11 +31,29 @@ def ensure_pyspy() -> Path:
     return exe
 
 
+def _function(frame: str) -> str:
+    """'Session.send (sockjs_server/session.py:185)' -> 'Session.send (sockjs_server/session.py)'."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0]})" if where else frame
+
+
+def _package(frame: str) -> str:
+    where = frame.partition(" (")[2]
+    if "selectors.py" in where and "select" in frame:
+        return "idle (select)"
+    for key in ("sockjs_server/", "aiohttp/", "asyncio/", "multidict/", "yarl/", "json/"):
+        if key in where:
+            return key.rstrip("/")
+    if "servers/" in where or "_server.py" in where:
+        return "handler script"
+    return "other"
+
+
 def summarize(collapsed: Path, top: int, focus: str) -> str:
-    self_counts: collections.Counter[str] = collections.Counter()
-    incl_counts: collections.Counter[str] = collections.Counter()
+    self_fn: collections.Counter[str] = collections.Counter()
+    incl_fn: collections.Counter[str] = collections.Counter()
+    by_pkg: collections.Counter[str] = collections.Counter()
     total = 0
-    idle = 0
     for line in collapsed.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack:
@@ -44,24 +62,20 @@ def summarize(collapsed: Path, top: int, focus: str) -> str:
         total += count
         frames = stack.split(";")
         leaf = frames[-1]
-        if "select (selectors.py" in leaf or "poll (selectors.py" in leaf or leaf.startswith("select "):
-            idle += count
-        self_counts[leaf] += count
-        for f in set(frames):
-            incl_counts[f] += count
-    out = [f"{total} samples, {idle / max(total, 1):.0%} waiting in the event loop's select()"]
-    out.append(f"\ntop {top} by self time (% of samples):")
-    for f, c in self_counts.most_common(top):
+        self_fn[_function(leaf)] += count
+        by_pkg[_package(leaf)] += count
+        for f in {_function(f) for f in frames}:
+            incl_fn[f] += count
+    total = max(total, 1)
+    out = [f"{total} samples; self time by package: "
+           + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in by_pkg.most_common())]
+    out.append(f"\ntop {top} functions by self time (% of samples):")
+    for f, c in self_fn.most_common(top):
         out.append(f"  {100 * c / total:5.1f}%  {f}")
-    out.append(f"\ntop {top} by inclusive time, frames from {focus!r} first:")
-    ranked = sorted(incl_counts.items(), key=lambda kv: (focus not in kv[0], -kv[1]))
-    shown = 0
+    out.append(f"\ntop {top} {focus} functions by inclusive time:")
+    ranked = [(f, c) for f, c in incl_fn.most_common() if focus in f][:top]
     for f, c in ranked:
-        if focus in f or shown < top:
-            out.append(f"  {100 * c / total:5.1f}%  {f}")
-            shown += 1
-        if shown >= top:
-            break
+        out.append(f"  {100 * c / total:5.1f}%  {f}")
     return "\n".join(out)
 
 

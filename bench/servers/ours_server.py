@@ -34,7 +34,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
+    loop = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
     app = web.Application()
     # The same settings every server in the benchmark runs with.
     options = Options(heartbeat_delay=25.0, disconnect_delay=5.0, response_limit=128 * 1024, cookie_needed=False)
@@ -47,7 +53,7 @@ def main() -> None:
 
     endpoints.append(add_endpoint(app, "/broadcast", broadcast, options=options))
     add_stomp(app, options)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1, loop=loop)
 
 
 if __name__ == "__main__":
