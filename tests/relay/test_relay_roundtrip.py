@@ -293,3 +293,36 @@ async def test_large_message_and_escaped_headers(make_node: MakeNode) -> None:
     frame = await reader.expect("MESSAGE", timeout=TIMEOUT)
     assert frame.body == body
     assert frame["x-odd"] == "a:b\\c\nd"
+
+
+async def test_unacknowledged_messages_are_bounded(make_node: MakeNode) -> None:
+    from conftest import fast_relay
+
+    node = await make_node(fast_relay(max_unacked=2))
+    queue = f"/queue/{unique()}"
+    consumer = await node.connected()
+    await consumer.subscribe(queue, "q", ack="client-individual", **QUEUE_ARGS)
+    producer = await node.connected()
+    for i in range(3):
+        await producer.send(queue, f"m{i}", receipt=f"r{i}", **QUEUE_ARGS)
+    held = [await consumer.expect("MESSAGE") for _ in range(2)]
+    await consumer.no_frame(0.3)  # the third waits in RabbitMQ
+    await consumer.send_frame("ACK", {"id": held[0]["ack"], "receipt": "a"})
+    await consumer.receipt("a")
+    assert (await consumer.expect("MESSAGE")).text == "m2"
+
+
+async def test_a_failed_server_publish_does_not_disturb_subscribers(make_node: MakeNode) -> None:
+    from sockjs_server.stomp import BrokerError
+
+    node = await make_node()
+    topic = f"/topic/{unique()}"
+    reader = await node.connected()
+    await reader.subscribe(topic, "s")
+    with pytest.raises(BrokerError) as info:
+        await node.stomp.publish(f"/exchange/{unique('missing')}/key", "nowhere")
+    assert info.value.message == "not_found"
+    await node.stomp.publish(topic, "next one goes through")
+    frame = await reader.expect("MESSAGE")
+    assert frame.text == "next one goes through"
+    assert node.relay.available and node.relay.reconnects == 0

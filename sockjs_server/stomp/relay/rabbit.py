@@ -174,6 +174,9 @@ class RabbitRelay(Broker):
         connection for everything, as Spring's relay does.
     :param user_exchange: the exchange carrying user destinations between
         nodes (``amq.direct`` exists in every virtual host).
+    :param max_unacked: unacknowledged messages per ``client`` /
+        ``client-individual`` subscription: RabbitMQ's ``prefetch-count``
+        (unlimited by default there), lowered by a smaller client value.
     """
 
     def __init__(
@@ -193,6 +196,7 @@ class RabbitRelay(Broker):
         max_reconnect_delay: float = 30.0,
         share_topics: bool = True,
         user_exchange: str = "amq.direct",
+        max_unacked: int = 1000,
     ) -> None:
         if heartbeat < 0 or heartbeat_tolerance < 1:
             raise ValueError("heartbeat must be >= 0 and heartbeat_tolerance >= 1")
@@ -202,6 +206,8 @@ class RabbitRelay(Broker):
             raise ValueError("need 0 < reconnect_delay <= max_reconnect_delay")
         if not user_exchange or "/" in user_exchange:
             raise ValueError(f"invalid user_exchange {user_exchange!r}")
+        if max_unacked <= 0:
+            raise ValueError("max_unacked must be positive")
         self.host = host
         self.port = port
         self.login = login
@@ -216,6 +222,7 @@ class RabbitRelay(Broker):
         self.max_reconnect_delay = max_reconnect_delay
         self.share_topics = share_topics and client_credentials is None
         self.user_exchange = user_exchange
+        self.max_unacked = max_unacked
         self._user_prefix = f"/exchange/{user_exchange}/{_USER_KEY_PREFIX}"
         #: Called with the new state on every change (e.g. to export it).
         self.on_state_change: Callable[[RelayState], None] | None = None
@@ -335,7 +342,8 @@ class RabbitRelay(Broker):
         first = True
         while self._state is not RelayState.CLOSED:
             self._lost = lost = asyncio.Event()
-            subscriber = self._upstream("relay-subscriber", on_message=self._on_shared_message, on_lost=self._on_subscriber_lost)
+            subscriber = self._upstream("relay-subscriber", on_message=self._on_shared_message)
+            subscriber.on_lost = self._subscriber_lost_handler(subscriber)
             try:
                 await subscriber.open()
                 publisher = await self._open_publisher()
@@ -367,7 +375,15 @@ class RabbitRelay(Broker):
             await lost.wait()
             await asyncio.sleep(next(delays))
 
-    def _on_subscriber_lost(self, error: StompError, reported: bool) -> None:
+    def _subscriber_lost_handler(self, subscriber: Upstream) -> Callable[[StompError, bool], None]:
+        def on_lost(error: StompError, reported: bool) -> None:
+            if subscriber is self._subscriber:
+                self._on_subscriber_lost(error)
+            # else: lost while opening; the supervisor sees it and retries.
+
+        return on_lost
+
+    def _on_subscriber_lost(self, error: StompError) -> None:
         """The node's shared subscriptions are gone: so are the sessions holding state."""
         if self._state is RelayState.CLOSED:
             return
@@ -402,16 +418,20 @@ class RabbitRelay(Broker):
     # --- the publisher connection -------------------------------------------------
 
     async def _open_publisher(self) -> Upstream:
-        publisher = self._upstream("relay-publisher", on_lost=self._on_publisher_lost)
+        publisher = self._upstream("relay-publisher")
+
+        def on_lost(error: StompError, reported: bool) -> None:
+            # A failed publish (e.g. to an exchange that does not exist) ends
+            # this connection only: its callers got the error; the next
+            # publish opens a new one.
+            if publisher is self._publisher:
+                self._publisher = None
+            if not reported:
+                logger.warning("broker publisher connection lost: %s", error)
+
+        publisher.on_lost = on_lost
         await publisher.open()
         return publisher
-
-    def _on_publisher_lost(self, error: StompError, reported: bool) -> None:
-        # A failed publish (e.g. to an exchange that does not exist) ends this
-        # connection only: its callers got the error; the next publish reopens it.
-        self._publisher = None
-        if not reported:
-            logger.warning("broker publisher connection lost: %s", error)
 
     async def _get_publisher(self) -> Upstream:
         publisher = self._publisher
@@ -651,9 +671,14 @@ class RabbitRelay(Broker):
     ) -> None:
         own = await self._own(state)
         pairs = [("id", subscription), ("destination", destination)]
+        options = dict(headers)
         if ack is not AckMode.AUTO:
             pairs.append(("ack", ack.value))
-        pairs += headers.items()
+            # Bounded like the in-memory broker: delivery pauses until ACK/NACK.
+            asked = options.get("prefetch-count", "")
+            limit = int(asked) if asked.isdigit() and 0 < int(asked) < self.max_unacked else self.max_unacked
+            options["prefetch-count"] = str(limit)
+        pairs += options.items()
         state.own_subs[subscription] = destination
         if ack is not AckMode.AUTO:
             state.ack_modes[subscription] = ack
@@ -825,6 +850,7 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
     virtual_host = unquote(path) if path else "/"
     kwargs: dict[str, object] = {}
     floats = {"heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay", "max_reconnect_delay"}
+    ints = {"max_unacked"}
     for item in filter(None, parts.query.split("&")):
         name, _, value = item.partition("=")
         if name in floats:
@@ -832,6 +858,10 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
                 kwargs[name] = float(value)
             except ValueError:
                 raise ValueError(f"relay URL option {name} must be a number, got {value!r}") from None
+        elif name in ints:
+            if not value.isdigit():
+                raise ValueError(f"relay URL option {name} must be an integer, got {value!r}")
+            kwargs[name] = int(value)
         elif name == "share_topics":
             kwargs[name] = value.lower() not in ("0", "false", "no")
         elif name == "user_exchange":
