@@ -173,3 +173,23 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     assert [next(delays) for _ in range(6)] == [1.2, 2.4, 4.8, 9.6, 12.0, 12.0]
     delays = backoff(1.0, 10.0, jitter=lambda low, high: low)
     assert [next(delays) for _ in range(6)] == [0.8, 1.6, 3.2, 6.4, 8.0, 8.0]
+
+
+async def test_a_broker_that_never_confirms_gets_no_receipt_through(make_node: MakeNode) -> None:
+    proxy = TcpProxy(RABBIT_HOST, RABBIT_PORT)
+    await proxy.listen()
+    relay = fast_relay(port=proxy.port, heartbeat=0.0, receipt_timeout=1.0)
+    node = await make_node(relay)
+    try:
+        client = await node.connected()
+        await chat_round_trip(client, "before")
+        proxy.frozen = True  # RabbitMQ hears nothing, answers nothing
+        await client.send_frame("SEND", {"destination": f"/topic/{unique()}", "receipt": "unconfirmed"}, "?")
+        error = await client.expect("ERROR")
+        assert error["message"] == "Broker receipt timeout"
+        assert error.get("receipt-id") == "unconfirmed"
+        await client.wait_closed()
+    finally:
+        await node.stomp.close()
+        await relay.close()
+        await proxy.stop()
