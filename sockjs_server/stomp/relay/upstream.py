@@ -192,12 +192,9 @@ class Upstream(asyncio.Protocol):
         if transport is not None:
             transport.close()
         if self._connected.done() and not self._connected.cancelled() and self._connected.exception() is None:
-            logger.log(
-                logging.INFO if not event.from_broker else logging.WARNING,
-                "%s: broker connection ended: %s",
-                self.name,
-                error,
-            )
+            # INFO: a client's bad destination ends its own connection; the
+            # relay logs the loss of the shared ones as a WARNING.
+            logger.info("%s: broker connection ended: %s", self.name, error)
             if not self._lost_reported and self.on_lost is not None:
                 self._lost_reported = True
                 self.on_lost(error, reported)
