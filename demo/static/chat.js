@@ -746,10 +746,19 @@
     reconnectNow: reconnectNow
   };
 
-  setupWelcome();
-  setupChat();
-  if (boot.legacy) { document.getElementById('app').dataset.legacy = 'true'; }
-  if (boot.autostart && cleanNick(boot.nick)) {
-    start(cleanNick(boot.nick), normalizeRoom(boot.room) || DEFAULT_ROOM);
+  function init() {
+    setupWelcome();
+    setupChat();
+    if (boot.legacy) { document.getElementById('app').dataset.legacy = 'true'; }
+    if (boot.autostart && cleanNick(boot.nick)) {
+      start(cleanNick(boot.nick), normalizeRoom(boot.room) || DEFAULT_ROOM);
+    }
+  }
+
+  // boot.js inserts this script from <head>: it may run before the body is parsed.
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', init);
+  } else {
+    init();
   }
 }());

@@ -24,13 +24,25 @@ from .support import (
 )
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser_ready() -> None:
+    """Skip (or, under CI, fail) when the browser tests cannot run here."""
     missing = missing_requirements()
     if missing:
         message = "browser tests need " + ", ".join(missing) + " (run .ci/install-browser)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser(browser_ready: None) -> Iterator[Any]:
+    """Chromium for one test module.
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop
+    running in this thread while it is started, which would make every
+    asyncio test that runs after it fail ("cannot be called from a running
+    event loop"). It is stopped at the end of each browser test module.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -69,7 +81,7 @@ class Harness:
 
 
 @pytest.fixture(scope="session")
-def harness(browser: Any) -> Iterator[Harness]:
+def harness(browser_ready: None) -> Iterator[Harness]:
     port = free_port("127.0.0.1")
     # 127.0.0.2 is another origin (and another site) for the browser, on the same loopback.
     pages_host = "127.0.0.2"
@@ -84,7 +96,7 @@ def harness(browser: Any) -> Iterator[Harness]:
 
 
 @pytest.fixture(scope="session")
-def demo_server(browser: Any) -> Iterator[ServerProcess]:
+def demo_server(browser_ready: None) -> Iterator[ServerProcess]:
     """The chat demo as a person starts it: ``sockjs-server demo --host 127.0.0.1 --port P``."""
     port = free_port()
     argv = python("-m", "sockjs_server", "demo", "--host", "127.0.0.1", "--port", str(port))

@@ -36,7 +36,7 @@ class ChatPage:
         self.context.close()
 
     def connected(self) -> None:
-        expect(self.page.locator("#status")).to_have_attribute("data-status", "connected")
+        expect(self.page.locator("#status")).to_have_attribute("data-status", "connected", timeout=15_000)
 
     @property
     def transport(self) -> str:
