@@ -44,6 +44,14 @@ NODE_ENV = ENVS / "node"
 BIN_DIR = ENVS / "bin"
 HOST = "127.0.0.1"
 CANDIDATE = [""]  # --candidate: another checkout of sockjs_server to measure side by side
+NICE = [0]  # --nice
+
+
+def _pinned(cpu: str, cmd: list[str]) -> list[str]:
+    prefix = ["nice", "-n", str(NICE[0])] if NICE[0] else []
+    return [*prefix, "taskset", "-c", cpu, *cmd]
+
+
 SERVER_CPU = "0"
 LOAD_CPU = "1"
 
@@ -54,14 +62,36 @@ LOAD_CPU = "1"
 class Server:
     key: str
     label: str
-    argv: Callable[[int], list[str]]
+    argv: Callable[[int, str], list[str]]  # (port, scenario) -> command
     env: Callable[[], dict[str, str]]
-    websocket_only: bool = False
+    skip: frozenset[str] = frozenset()  # scenarios it does not serve
     default: bool = True  # part of "--servers all"
 
 
 def _py() -> str:
     return str(PY_ENV / "bin" / "python")
+
+
+RABBITMQ_STOMP = ("127.0.0.1", 61613)
+
+
+def _relay_args(scenario: str) -> list[str]:
+    if scenario != "stomp-rabbitmq":
+        return []
+    return ["--relay", f"stomp://guest:guest@{RABBITMQ_STOMP[0]}:{RABBITMQ_STOMP[1]}/"]
+
+
+def rabbitmq_pending() -> str | None:
+    """None if the RabbitMQ relay scenario can run, else why not."""
+    probe = subprocess.run([_py(), "-c", "from sockjs_server.stomp.relay import relay_from_url"],
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+    if probe.returncode:
+        return "needs sockjs_server.stomp.relay (the RabbitMQ relay)"
+    try:
+        socket.create_connection(RABBITMQ_STOMP, timeout=1).close()
+    except OSError:
+        return f"needs RabbitMQ's STOMP plugin listening on {RABBITMQ_STOMP[0]}:{RABBITMQ_STOMP[1]}"
+    return None
 
 
 SERVERS: dict[str, Server] = {
@@ -70,42 +100,46 @@ SERVERS: dict[str, Server] = {
         Server(
             "ours",
             "sockjs_server",
-            lambda port: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port)],
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
+                              *_relay_args(sc)],
             lambda: {"PYTHONPATH": str(REPO)},
         ),
         Server(
             "ours-uvloop",
             "sockjs_server + uvloop",
-            lambda port: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
-                          "--loop", "uvloop"],
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
+                              "--loop", "uvloop", *_relay_args(sc)],
             lambda: {"PYTHONPATH": str(REPO)},
             default=False,
         ),
         Server(
             "candidate",
             "sockjs_server candidate",
-            lambda port: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port)],
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
+                              *_relay_args(sc)],
             lambda: {"PYTHONPATH": CANDIDATE[0]},
             default=False,
         ),
         Server(
             "sockjs-node",
             "sockjs-node 0.3.24",
-            lambda port: ["node", str(BENCH / "servers" / "sockjs_node_server.js"), "--host", HOST, "--port", str(port)],
+            lambda port, sc: ["node", str(BENCH / "servers" / "sockjs_node_server.js"), "--host", HOST, "--port", str(port)],
             lambda: {"NODE_PATH": str(NODE_ENV / "node_modules")},
+            skip=frozenset({"stomp-rabbitmq"}),
         ),
         Server(
             "aio-libs",
             "aio-libs sockjs 0.13.0",
-            lambda port: [_py(), str(BENCH / "servers" / "aiolibs_sockjs_server.py"), "--host", HOST, "--port", str(port)],
+            lambda port, sc: [_py(), str(BENCH / "servers" / "aiolibs_sockjs_server.py"), "--host", HOST, "--port", str(port)],
             lambda: {},
+            skip=frozenset({"stomp-rabbitmq"}),
         ),
         Server(
             "bare",
-            "bare aiohttp ws",
-            lambda port: [_py(), str(BENCH / "servers" / "bare_aiohttp_server.py"), "--host", HOST, "--port", str(port)],
+            "bare aiohttp",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "bare_aiohttp_server.py"), "--host", HOST, "--port", str(port)],
             lambda: {},
-            websocket_only=True,
+            skip=frozenset({"stomp-memory", "stomp-rabbitmq"}),
         ),
     ]
 }
@@ -158,6 +192,10 @@ def _stomp(quick: bool) -> dict[str, Any]:
     return {**_broadcast(quick), "kind": "stomp", "prefix": "/stomp"}
 
 
+def _stomp_relay(quick: bool) -> dict[str, Any]:
+    return {**_stomp(quick), "prefix": "/stomp-relay"}
+
+
 def _idle(transport: str, sessions: int) -> Callable[[bool], dict[str, Any]]:
     def config(quick: bool) -> dict[str, Any]:
         return {
@@ -197,9 +235,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("stomp-memory", "STOMP over SockJS websocket: 1 publisher -> 1000 subscribers of one topic, "
                  "MemoryBroker (peers: a minimal STOMP topic fan-out script), highest rate with p99 < 100 ms",
                  "deliveries_per_s", "deliveries/s", True, False, _stomp),
-        Scenario("stomp-rabbitmq", "STOMP over SockJS websocket: 1 publisher -> 1000 subscribers, RabbitMQ relay",
-                 "deliveries_per_s", "deliveries/s", True, False, _broadcast,
-                 pending="needs the RabbitMQ relay (not there yet)"),
+        Scenario("stomp-rabbitmq", "STOMP over SockJS websocket: 1 publisher -> 1000 subscribers of one topic "
+                 "through the RabbitMQ relay (sockjs_server only: the peers have no relay)",
+                 "deliveries_per_s", "deliveries/s", True, False, _stomp_relay),
     ]
 }
 
@@ -238,13 +276,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(server: Server, log_dir: Path) -> Iterator[tuple[int, int]]:
+def running_server(server: Server, log_dir: Path, scenario: str = "") -> Iterator[tuple[int, int]]:
     """Start ``server`` on core 0 in its own process group; yield (port, pid); stop it."""
     port = _free_port()
     env = {**os.environ, **server.env(), "PYTHONUNBUFFERED": "1"}
     log = open(log_dir / f"{server.key}-{port}.log", "wb")
     proc = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, *server.argv(port)],
+        _pinned(SERVER_CPU, server.argv(port, scenario)),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -263,7 +301,7 @@ def running_server(server: Server, log_dir: Path) -> Iterator[tuple[int, int]]:
                 raise RuntimeError(f"{server.label} did not listen on {port} within 30 s")
             time.sleep(0.05)
         time.sleep(0.3)
-        yield port, proc.pid  # taskset execs the server: same pid
+        yield port, proc.pid  # nice and taskset exec the server: same pid
     finally:
         _stop(proc)
         log.close()
@@ -282,7 +320,7 @@ def run_load(config: dict[str, Any], timeout: float) -> dict[str, Any]:
         cmd = [str(WSLOAD), *(f"{k}={v}" for k, v in config.items() if k != "transport")]
     else:
         cmd = ["node", str(BENCH / "loadgen" / "loadgen.js"), json.dumps(config)]
-    cmd = ["taskset", "-c", LOAD_CPU, *cmd]
+    cmd = _pinned(LOAD_CPU, cmd)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     _started.append(proc)  # type: ignore[arg-type]
     try:
@@ -290,6 +328,9 @@ def run_load(config: dict[str, Any], timeout: float) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         _stop(proc)  # type: ignore[arg-type]
         return {"error": f"load generator timed out after {timeout:.0f} s"}
+    except BaseException:
+        _stop(proc)  # type: ignore[arg-type]
+        raise
     finally:
         if proc in _started:
             _started.remove(proc)  # type: ignore[arg-type]
@@ -561,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", metavar="PATH", default=None,
                     help="another checkout of the repository (e.g. a git worktree with an optimisation) "
                     "measured as server 'candidate' next to the others")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="niceness for the servers and load generators (e.g. -10 on a machine busy with other work; "
+                    "needs root for negative values)")
     ap.add_argument("--node-loadgen", action="store_true",
                     help="drive the websocket scenarios with loadgen.js too (cross-check of wsload)")
     ap.add_argument("--results", default=None, help="where to write the Markdown results "
@@ -569,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
 
     global USE_WSLOAD
     USE_WSLOAD = not args.node_loadgen
+    NICE[0] = args.nice
     reps = args.reps or (1 if args.quick else 3)
     scen = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     servers = [k for k, s in SERVERS.items() if s.default] if args.servers == "all" else args.servers.split(",")
@@ -602,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)  # also when started in the background (SIGINT ignored)
     signal.signal(signal.SIGHUP, _on_signal)
     fd_limit = raise_fd_limit(log)
 
@@ -613,12 +659,15 @@ def main(argv: list[str] | None = None) -> int:
         servers = [s for s in servers if s != "ours"]
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    pending_scenarios: dict[str, str] = {}
     t_start = time.monotonic()
     try:
         for sk in scen:
             sc = SCENARIOS[sk]
-            if sc.pending:
-                log(f"[{sk}] pending: {sc.pending}")
+            pending = sc.pending or (rabbitmq_pending() if sk == "stomp-rabbitmq" else None)
+            if pending:
+                log(f"[{sk}] pending: {pending}")
+                pending_scenarios[sk] = pending
                 continue
             results[sk] = {}
             cfg = sc.config(args.quick)
@@ -626,14 +675,14 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(reps):
                 for srv_key in servers:
                     server = SERVERS[srv_key]
-                    if server.websocket_only and not sc.websocket:
+                    if sc.key in server.skip:
                         continue
                     c = dict(cfg)
                     if sc.metric == "deliveries_per_s" and srv_key in hint:  # later repetitions search near the last answer
                         c.update(start_rate=hint[srv_key] * 0.9, factor=1.25, bisect=2)
                     t0 = time.monotonic()
                     try:
-                        with running_server(server, log_dir) as (port, pid):
+                        with running_server(server, log_dir, sk) as (port, pid):
                             c.update(host=HOST, port=port, server_pid=pid, hard_deadline_s=150)
                             res = run_load(c, timeout=170)
                     except RuntimeError as exc:
@@ -671,13 +720,14 @@ def main(argv: list[str] | None = None) -> int:
 
     full = args.scenarios == "all" and args.servers == "all" and not args.quick
     out = Path(args.results) if args.results else (BENCH / "RESULTS.md" if full else WORK / f"RESULTS-{stamp}.md")
-    write_results(out, summary, table, details, targets, reps, args, elapsed, pending_ours, fd_limit)
+    write_results(out, summary, table, details, targets, reps, args, elapsed, pending_ours, fd_limit, pending_scenarios)
     log(f"\nwrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out} (raw: {raw_path.relative_to(REPO)})")
     return 0
 
 
 def write_results(out: Path, summary: dict[str, dict[str, dict[str, Any]]], table: str, details: str, targets: str,
-                  reps: int, args: argparse.Namespace, elapsed: float, pending_ours: str | None, fd_limit: int) -> None:
+                  reps: int, args: argparse.Namespace, elapsed: float, pending_ours: str | None, fd_limit: int,
+                  pending_scenarios: dict[str, str]) -> None:
     info = machine_info()
     cmd = "python3 bench/compare.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     notes: list[str] = []
@@ -685,12 +735,14 @@ def write_results(out: Path, summary: dict[str, dict[str, dict[str, Any]]], tabl
         for srv, cell in per.items():
             if cell["errors"]:
                 notes.append(f"- ⚠ {sk} / {SERVERS[srv].label}: " + "; ".join(sorted(set(map(str, cell["errors"]))))[:300])
+            if SCENARIOS[sk].higher_is_better and cell["server_cpu"] is not None and cell["server_cpu"] < 0.8:
+                notes.append(f"- {sk} / {SERVERS[srv].label}: the server got only {cell['server_cpu'] * 100:.0f}% of its "
+                             "core (median): other processes shared it; the per-CPU-second column is steadier")
             if (cell["loadgen_cpu"] or 0) > 0.9:
                 notes.append(f"- {sk} / {SERVERS[srv].label}: the load generator used {cell['loadgen_cpu'] * 100:.0f}% "
                              "of its core: the number may be bounded by the client, not the server")
-    for sk in SCENARIOS:
-        if SCENARIOS[sk].pending and (args.scenarios == "all" or sk in args.scenarios.split(",")):
-            notes.append(f"- {sk}: pending — {SCENARIOS[sk].pending}")
+    for sk, why in pending_scenarios.items():
+        notes.append(f"- {sk}: pending — {why}")
     if pending_ours:
         notes.append(f"- sockjs_server itself: pending — {pending_ours}")
     scen_lines = "\n".join(f"- `{s.key}`: {s.title}" for s in SCENARIOS.values())

@@ -103,7 +103,7 @@ def main() -> int:
     server = compare.SERVERS[args.server]
     result: dict[str, object] = {}
     try:
-        with compare.running_server(server, out_dir) as (port, pid):
+        with compare.running_server(server, out_dir, args.scenario) as (port, pid):
             cfg.update(host=compare.HOST, port=port, server_pid=pid, hard_deadline_s=150)
             load = threading.Thread(target=lambda: result.update(compare.run_load(cfg, timeout=170)))
             load.start()

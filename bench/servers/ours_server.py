@@ -1,7 +1,8 @@
 """sockjs_server (this project) with the benchmark's two endpoints, through the public API.
 
 /echo sends every message back to its session; /broadcast sends every message to
-every session of the endpoint (encoded once by Endpoint.broadcast).  Same settings
+every session of the endpoint (encoded once by Endpoint.broadcast); /stomp is our
+STOMP server on the in-memory broker, /stomp-relay the same on the RabbitMQ relay.  Same settings
 as the peers, no access log.  Usage (with the repository on PYTHONPATH):
     python ours_server.py --host 127.0.0.1 --port 8080
 """
@@ -9,6 +10,7 @@ as the peers, no access log.  Usage (with the repository on PYTHONPATH):
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -20,14 +22,29 @@ async def echo(session: Session) -> None:
         await session.send(message)
 
 
-def add_stomp(app: web.Application, options: Options) -> None:
-    """/stomp: STOMP over SockJS through the in-memory broker, when the STOMP layer is there."""
+def add_stomp(app: web.Application, options: Options, relay: str | None) -> None:
+    """/stomp: STOMP over SockJS through the in-memory broker, when the STOMP layer is there;
+    /stomp-relay: the same through the RabbitMQ relay (``--relay stomp://...``)."""
     try:
         from sockjs_server.stomp import MemoryBroker, StompServer
     except ImportError:
         return
-    stomp = StompServer(broker=MemoryBroker())
-    add_endpoint(app, "/stomp", stomp, options=options)
+    brokers = [MemoryBroker()]
+    add_endpoint(app, "/stomp", StompServer(broker=brokers[0]), options=options)
+    if relay:
+        from sockjs_server.stomp.relay import relay_from_url
+
+        brokers.append(relay_from_url(relay))
+        add_endpoint(app, "/stomp-relay", StompServer(broker=brokers[1]), options=options)
+
+    async def broker_lifetime(app: web.Application) -> AsyncIterator[None]:
+        for broker in brokers:
+            await broker.start()
+        yield
+        for broker in brokers:
+            await broker.close()
+
+    app.cleanup_ctx.append(broker_lifetime)
 
 
 def main() -> None:
@@ -35,6 +52,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--relay", default=None, help="RabbitMQ STOMP URL for /stomp-relay")
     args = parser.parse_args()
     loop = None
     if args.loop == "uvloop":
@@ -52,7 +70,7 @@ def main() -> None:
             await endpoints[0].broadcast(message)
 
     endpoints.append(add_endpoint(app, "/broadcast", broadcast, options=options))
-    add_stomp(app, options)
+    add_stomp(app, options, args.relay)
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1, loop=loop)
 
 
