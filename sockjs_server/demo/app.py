@@ -44,12 +44,11 @@ def find_demo_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     The page and its libraries are not part of the Python package: a checkout
     (or an editable install of it) finds ``demo/`` beside ``sockjs_server/``.
     """
-    candidates: list[Path] = []
-    for value in (explicit, os.environ.get("SOCKJS_SERVER_DEMO_DIR")):
-        if value:
-            candidates.append(Path(value))
-    candidates.append(Path(__file__).resolve().parents[2] / "demo")
-    candidates.append(Path.cwd() / "demo")
+    given = explicit or os.environ.get("SOCKJS_SERVER_DEMO_DIR")
+    if given:
+        candidates = [Path(given)]  # asked for: no fallback to another copy
+    else:
+        candidates = [Path(__file__).resolve().parents[2] / "demo", Path.cwd() / "demo"]
     for candidate in candidates:
         if (candidate / "index.html").is_file() and (candidate / "static").is_dir():
             return candidate.resolve()

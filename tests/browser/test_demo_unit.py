@@ -78,6 +78,11 @@ def test_demo_dir_is_found_from_a_checkout() -> None:
     assert find_demo_dir() == DEMO_DIR
 
 
+def test_an_explicit_demo_dir_is_not_second_guessed(tmp_path: Path) -> None:
+    with pytest.raises(DemoError, match="looked in"):
+        find_demo_dir(tmp_path / "missing")
+
+
 def test_missing_libraries_say_what_to_run(tmp_path: Path) -> None:
     (tmp_path / "static").mkdir()
     (tmp_path / "index.html").write_text("<!doctype html>")
