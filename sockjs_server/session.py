@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDictProxy, MultiMapping
@@ -40,28 +40,49 @@ class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"[{self.extra['session']}] {msg}", kwargs  # type: ignore[index]
 
 
+Flush = Callable[[], Coroutine[Any, Any, None]]
+
+
 class Receiver:
     """One receiving connection (an HTTP request or a websocket) attached to a session.
 
-    ``alive`` tells whether its client is still connected, for HTTP requests
-    that may sit idle while the client silently goes away.
+    HTTP receivers are request handlers that wait to be woken (:meth:`wait`);
+    ``alive`` tells whether their client is still connected, as it may go
+    away silently while the request is idle. A websocket receiver has a
+    ``flush`` coroutine instead: waking it runs one flush task (never two at
+    a time), and :meth:`Session.send` flushes in the sender's own task, so an
+    echo or ping-pong message costs no extra task switch and an idle websocket
+    session holds no writer task at all.
     """
 
-    __slots__ = ("_alive", "_wakeup", "_loop")
+    __slots__ = ("_alive", "_wakeup", "_loop", "_flush", "flushing", "_task")
 
-    def __init__(self, alive: Callable[[], bool] | None = None) -> None:
+    def __init__(self, alive: Callable[[], bool] | None = None, *, flush: Flush | None = None) -> None:
         self._alive = alive
         self._wakeup: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
+        self._flush = flush
+        self.flushing = False
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def checks_liveness(self) -> bool:
         return self._alive is not None
 
+    @property
+    def flushes(self) -> bool:
+        """Whether this receiver writes through a flush coroutine (websockets)."""
+        return self._flush is not None
+
     def alive(self) -> bool:
         return self._alive is None or self._alive()
 
     def wake(self) -> None:
+        if self._flush is not None:
+            if not self.flushing:
+                self.flushing = True
+                self._task = self._loop.create_task(self._flush_task())
+            return
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
@@ -72,6 +93,25 @@ class Receiver:
             await wakeup
         finally:
             self._wakeup = None
+
+    async def flush_now(self) -> None:
+        """Write what is queued, in the caller's task (unless a flush is already running)."""
+        assert self._flush is not None
+        if self.flushing:
+            return
+        self.flushing = True
+        try:
+            await self._flush()
+        finally:
+            self.flushing = False
+
+    async def _flush_task(self) -> None:
+        assert self._flush is not None
+        try:
+            await self._flush()
+        finally:
+            self.flushing = False
+            self._task = None
 
 
 class Session:
@@ -186,8 +226,23 @@ class Session:
         self.push_encoded(message if self._raw else encode_message(message))
 
     async def send(self, message: str) -> None:
-        """Queue ``message`` for the client (see :meth:`send_nowait`)."""
-        self.send_nowait(message)
+        """Queue ``message`` for the client (see :meth:`send_nowait`).
+
+        On a websocket, once the handler has read every client message, the
+        message is written at once from the caller's task (which then waits
+        while the client's connection is congested); before that, replies are
+        batched into one frame by a background flush.
+        """
+        receiver = self._receiver
+        if receiver is None or not receiver.flushes or receiver.flushing or self._inbox:
+            self.send_nowait(message)
+            return
+        receiver.flushing = True  # no background flush: this task writes
+        try:
+            self.send_nowait(message)
+        finally:
+            receiver.flushing = False
+        await receiver.flush_now()
 
     async def receive(self) -> str:
         """The next client message; raises :class:`SessionClosed` once closed and drained."""

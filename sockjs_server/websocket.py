@@ -56,7 +56,7 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, session_id, "websocket", addressable=False)
-    await _serve(ws, session, _decode_framed, _pump_frames)
+    await _serve(ws, session, _decode_framed, _flush_frames)
     return ws
 
 
@@ -74,13 +74,13 @@ async def _serve(
     ws: web.WebSocketResponse,
     session: Session,
     decode: Callable[[str], list[str]],
-    pump: Callable[[web.WebSocketResponse, Session, Receiver], Coroutine[Any, Any, None]],
+    flush: Callable[[web.WebSocketResponse, Session], Coroutine[Any, Any, None]],
 ) -> None:
-    """Read client messages into the session while ``pump`` writes its frames; the
-    session ends with the websocket."""
-    receiver = Receiver()
+    """Read client messages into the session; its frames are written by the
+    receiver's flushes. The session ends with the websocket."""
+    receiver = Receiver(flush=lambda: flush(ws, session))
     session.attach(receiver)
-    writer = asyncio.get_running_loop().create_task(pump(ws, session, receiver))
+    receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
     try:
         async for msg in ws:
@@ -108,19 +108,15 @@ async def _serve(
         if ws.close_code is not None and close_code == CloseCode.NORMAL:
             close_code = ws.close_code
         session.transport_closed(close_code)
-        await writer
 
 
-async def _pump_frames(ws: web.WebSocketResponse, session: Session, receiver: Receiver) -> None:
-    """Send the session's frames until its close frame (then close the websocket)."""
+async def _flush_frames(ws: web.WebSocketResponse, session: Session) -> None:
+    """Write the session's frames; after the close frame, close the websocket."""
     try:
         while True:
             frame = session.next_frame()
             if frame is None:
-                if not session.holds(receiver):
-                    return
-                await session.wait_frame(receiver)
-                continue
+                return
             await ws.send_str(frame)
             if frame[0] == "c":
                 await ws.close()
@@ -138,7 +134,7 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, "", "websocket-raw", addressable=False, raw=True)
-    await _serve(ws, session, _decode_raw, _pump_raw)
+    await _serve(ws, session, _decode_raw, _flush_raw)
     return ws
 
 
@@ -146,10 +142,12 @@ def _replace_lone_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-async def _pump_raw(ws: web.WebSocketResponse, session: Session, receiver: Receiver) -> None:
+async def _flush_raw(ws: web.WebSocketResponse, session: Session) -> None:
+    """Write queued messages as they are; once the session is closed, close the websocket with its code."""
     try:
         while True:
-            for message in session.take_raw():
+            messages = session.take_raw()
+            for message in messages:
                 try:
                     await ws.send_str(message)
                 except UnicodeEncodeError:
@@ -162,6 +160,7 @@ async def _pump_raw(ws: web.WebSocketResponse, session: Session, receiver: Recei
                     reason = (session.close_reason or "").encode()[:120]
                     await ws.close(code=code, message=reason)
                 return
-            await session.wait_frame(receiver)
+            if not messages:
+                return
     except _SEND_ERRORS:
         session.transport_closed(CloseCode.INTERRUPTED)
