@@ -44,6 +44,7 @@ NODE_ENV = ENVS / "node"
 BIN_DIR = ENVS / "bin"
 HOST = "127.0.0.1"
 CANDIDATE = [""]  # --candidate: another checkout of sockjs_server to measure side by side
+OURS_PATH = [str(REPO)]  # where sockjs_server is imported from: a snapshot taken when the run starts
 NICE = [0]  # --nice
 
 
@@ -84,7 +85,7 @@ def _relay_args(scenario: str) -> list[str]:
 def rabbitmq_pending() -> str | None:
     """None if the RabbitMQ relay scenario can run, else why not."""
     probe = subprocess.run([_py(), "-c", "from sockjs_server.stomp.relay import relay_from_url"],
-                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+                           env={**os.environ, "PYTHONPATH": OURS_PATH[0]}, capture_output=True)
     if probe.returncode:
         return "needs sockjs_server.stomp.relay (the RabbitMQ relay)"
     try:
@@ -102,14 +103,14 @@ SERVERS: dict[str, Server] = {
             "sockjs_server",
             lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
                               *_relay_args(sc)],
-            lambda: {"PYTHONPATH": str(REPO)},
+            lambda: {"PYTHONPATH": OURS_PATH[0]},
         ),
         Server(
             "ours-uvloop",
             "sockjs_server + uvloop",
             lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
                               "--loop", "uvloop", *_relay_args(sc)],
-            lambda: {"PYTHONPATH": str(REPO)},
+            lambda: {"PYTHONPATH": OURS_PATH[0]},
             default=False,
         ),
         Server(
@@ -396,11 +397,23 @@ def ensure_envs(log: Callable[[str], None]) -> None:
         log("no C compiler: the Node load generator serves the websocket scenarios too")
 
 
+def snapshot_ours(stamp: str) -> str:
+    """Copy sockjs_server/ as it is now, so that every server of this run runs the same code
+    (the work tree may change while a run goes on). Returns the commit and whether it was modified."""
+    dest = WORK / "snapshots" / stamp
+    shutil.copytree(REPO / "sockjs_server", dest / "sockjs_server", ignore=shutil.ignore_patterns("__pycache__"))
+    OURS_PATH[0] = str(dest)
+    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "sockjs_server"],
+                           capture_output=True, text=True).stdout.strip()
+    return head + (" + uncommitted changes in sockjs_server/" if dirty else "")
+
+
 def ours_available() -> str | None:
     """None if our server can run, else why not."""
     probe = subprocess.run(
         [_py(), "-c", "from sockjs_server import add_endpoint, Options, Endpoint, Session"],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": OURS_PATH[0]},
         capture_output=True,
     )
     if probe.returncode:
@@ -585,7 +598,6 @@ def machine_info() -> dict[str, str]:
         "kernel": platform.release(),
         "python": version([_py(), "-c", "import sys, aiohttp; print(sys.version.split()[0], 'aiohttp', aiohttp.__version__)"]),
         "node": version(["node", "--version"]),
-        "ours": version(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"]),
     }
 
 
@@ -653,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_install:
         ensure_envs(log)
+    ours_version = snapshot_ours(stamp)
     pending_ours = ours_available() if "ours" in servers else None
     if pending_ours:
         log(f"sockjs_server cannot run yet ({pending_ours}): measuring the peers only")
@@ -720,14 +733,15 @@ def main(argv: list[str] | None = None) -> int:
 
     full = args.scenarios == "all" and args.servers == "all" and not args.quick
     out = Path(args.results) if args.results else (BENCH / "RESULTS.md" if full else WORK / f"RESULTS-{stamp}.md")
-    write_results(out, summary, table, details, targets, reps, args, elapsed, pending_ours, fd_limit, pending_scenarios)
+    write_results(out, summary, table, details, targets, reps, args, elapsed, pending_ours, fd_limit, pending_scenarios,
+                  ours_version)
     log(f"\nwrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out} (raw: {raw_path.relative_to(REPO)})")
     return 0
 
 
 def write_results(out: Path, summary: dict[str, dict[str, dict[str, Any]]], table: str, details: str, targets: str,
                   reps: int, args: argparse.Namespace, elapsed: float, pending_ours: str | None, fd_limit: int,
-                  pending_scenarios: dict[str, str]) -> None:
+                  pending_scenarios: dict[str, str], ours_version: str) -> None:
     info = machine_info()
     cmd = "python3 bench/compare.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     notes: list[str] = []
@@ -735,7 +749,11 @@ def write_results(out: Path, summary: dict[str, dict[str, dict[str, Any]]], tabl
         for srv, cell in per.items():
             if cell["errors"]:
                 notes.append(f"- ⚠ {sk} / {SERVERS[srv].label}: " + "; ".join(sorted(set(map(str, cell["errors"]))))[:300])
-            if SCENARIOS[sk].higher_is_better and cell["server_cpu"] is not None and cell["server_cpu"] < 0.8:
+            if sk == "stomp-rabbitmq":
+                if cell["server_cpu"] is not None and cell["server_cpu"] < 0.8:
+                    notes.append(f"- {sk}: the server used {cell['server_cpu'] * 100:.0f}% of its core: RabbitMQ (not "
+                                 "pinned, on either core) and the relay's round trips to it bound this scenario")
+            elif SCENARIOS[sk].higher_is_better and cell["server_cpu"] is not None and cell["server_cpu"] < 0.8:
                 notes.append(f"- {sk} / {SERVERS[srv].label}: the server got only {cell['server_cpu'] * 100:.0f}% of its "
                              "core (median): other processes shared it; the per-CPU-second column is steadier")
             if (cell["loadgen_cpu"] or 0) > 0.9:
@@ -757,7 +775,7 @@ Do not edit by hand: rerun the command.
 - CPU: {info['cpu']}; memory {info['memory']}; Linux {info['kernel']}; open files limit {fd_limit}
 - server pinned to core {SERVER_CPU} (`taskset -c {SERVER_CPU}`), load generator to core {LOAD_CPU}; loopback only
 - Python {info['python']} (every Python server runs on this one interpreter and aiohttp); Node {info['node']}
-- sockjs_server at `{info['ours']}`
+- sockjs_server at `{ours_version}` (copied when the run started; every server of the run ran that copy)
 - other processes may have shared the machine: compare ratios within this run, not absolute numbers across runs
 
 ## Results

@@ -598,7 +598,7 @@ static stepres do_step(double rate) {
     r.p99 = samples_pct(&lat, 0.99);
     long expected = step_total * (long)(nconns - first_receiver);
     r.ok = r.lagging == 0 && n_closed_running == 0 && r.p99 >= 0 && r.p99 < opt_p99_limit && lat.count >= expected;
-    if (!r.ok) loop_until(now_ms() + 3000, all_delivered, NULL, 0); /* let a backlog drain */
+    if (!r.ok) loop_until(now_ms() + 8000, all_delivered, NULL, 0); /* let a backlog drain first */
     return r;
 }
 
