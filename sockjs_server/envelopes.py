@@ -109,6 +109,13 @@ class Envelope:
         if name == "xhr-polling" or name == "xhr-streaming":
             return (frame + "\n").encode()
         if name == "eventsource":
+            # sockjs-client runs decodeURI() on every event's data, so "%" (and
+            # the line breaks the event-stream format would split on) go
+            # percent-encoded, as sockjs-node sends them.
+            if "%" in frame:
+                frame = frame.replace("%", "%25")
+            if "\r" in frame or "\n" in frame or "\x00" in frame:
+                frame = frame.replace("\r", "%0D").replace("\n", "%0A").replace("\x00", "%00")
             return ("data: " + frame + "\r\n\r\n").encode()
         if name == "htmlfile":
             return ("<script>\np(" + _html_safe_json(frame) + ");\n</script>\r\n").encode()
