@@ -125,3 +125,10 @@ def test_invalid_callbacks(callback: str) -> None:
     with pytest.raises(CallbackError) as info:
         validate_callback(callback)
     assert str(info.value) == 'invalid "callback" parameter'
+
+
+def test_eventsource_percent_encodes_what_decodeuri_would_eat() -> None:
+    # sockjs-client calls decodeURI() on each event: a raw "%41" would arrive as "A"
+    # and a lone "%" would throw and lose the frame.
+    wire = ENVELOPES["eventsource"].wrap('a["50%","%41"]')
+    assert wire == b'data: a["50%25","%2541"]\r\n\r\n'
