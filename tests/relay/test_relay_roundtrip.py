@@ -326,3 +326,30 @@ async def test_a_failed_server_publish_does_not_disturb_subscribers(make_node: M
     frame = await reader.expect("MESSAGE")
     assert frame.text == "next one goes through"
     assert node.relay.available and node.relay.reconnects == 0
+
+
+async def test_last_subscriber_leaving_a_busy_topic_keeps_the_shared_connection(make_node: MakeNode) -> None:
+    # RabbitMQ answers an UNSUBSCRIBE that crosses a MESSAGE in flight with
+    # "ERROR Subscription not found" and drops the connection; the relay must
+    # not let that take the shared subscriber connection (and its clients) down.
+    node = await make_node(authenticate=lambda info: info.login)
+    topic = f"/topic/{unique()}"
+    other = f"/topic/{unique()}"
+    bystander = await node.connected(login="bob")
+    await bystander.subscribe(other, "o")
+    for round_ in range(3):
+        leaver = await node.connected(login=f"ann{round_}")
+        await leaver.subscribe("/user/queue/private", "p")
+        await leaver.subscribe(topic, "t")
+        await node.stomp.publish(topic, "in flight")
+        await leaver.close()
+        await node.stomp.publish(topic, "after")
+        await asyncio.sleep(0.2)
+    assert node.relay.available
+    await node.stomp.publish(other, "still here")
+    assert (await bystander.expect("MESSAGE")).text == "still here"
+    # Idle shared subscriptions are reused by the next subscriber.
+    again = await node.connected(login="cy")
+    await again.subscribe(topic, "t")
+    await node.stomp.publish(topic, "reused")
+    assert (await again.expect("MESSAGE")).text == "reused"

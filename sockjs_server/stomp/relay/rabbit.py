@@ -113,6 +113,10 @@ def _unavailable(detail: str) -> BrokerError:
     return BrokerError("Broker not available", detail)
 
 
+MAX_IDLE_SHARED = 256
+"""Unused shared topic subscriptions kept open on the subscriber connection (see ``_leave_shared``)."""
+
+
 @dataclass(eq=False, slots=True)
 class _Shared:
     """One de-duplicated subscription on the subscriber connection."""
@@ -230,6 +234,8 @@ class RabbitRelay(Broker):
         self.last_error: StompError | None = None
         self._clients: dict[str, _Client] = {}
         self._shared: dict[str, _Shared] = {}  # destination -> shared subscription
+        # Shared subscriptions nobody uses any more, oldest first (see _leave_shared).
+        self._idle_shared: dict[str, _Shared] = {}
         self._shared_ids: dict[str, _Shared] = {}  # upstream id -> shared subscription
         self._next_id = 0
         self._subscriber: Upstream | None = None
@@ -276,7 +282,8 @@ class RabbitRelay(Broker):
             "state": self._state.value,
             "clients": len(self._clients),
             "connections": self.connection_count,
-            "shared_subscriptions": len(self._shared),
+            "shared_subscriptions": len(self._shared) - len(self._idle_shared),
+            "idle_shared_subscriptions": len(self._idle_shared),
             "reconnects": self.reconnects,
         }
 
@@ -395,6 +402,7 @@ class RabbitRelay(Broker):
         self._set_state(RelayState.UNAVAILABLE)
         shared = list(self._shared.values())
         self._shared.clear()
+        self._idle_shared.clear()
         self._shared_ids.clear()
         for sub in shared:
             if sub.ready is not None and not sub.ready.done():
@@ -713,6 +721,7 @@ class RabbitRelay(Broker):
             if not ready.done():
                 ready.set_result(None)
             return
+        self._idle_shared.pop(destination, None)
         sub.subscribers[(state, key)] = None
         state.shared[key] = sub
         if sub.ready is not None and not sub.ready.done():
@@ -722,6 +731,18 @@ class RabbitRelay(Broker):
         sub.subscribers.pop((state, key), None)
         if sub.subscribers or self._shared.get(sub.destination) is not sub:
             return
+        # RabbitMQ's STOMP plugin answers an UNSUBSCRIBE that crosses a MESSAGE
+        # already on its way to that subscription with "ERROR Subscription not
+        # found" and closes the connection, which would fail every client of the
+        # shared connection whenever the last local subscriber left a busy topic.
+        # So an unused shared subscription stays (its messages are dropped here)
+        # until MAX_IDLE_SHARED newer ones have gone idle, and is reused if
+        # someone subscribes again.
+        self._idle_shared[sub.destination] = sub
+        if len(self._idle_shared) <= MAX_IDLE_SHARED:
+            return
+        oldest = next(iter(self._idle_shared))
+        sub = self._idle_shared.pop(oldest)
         del self._shared[sub.destination]
         self._shared_ids.pop(sub.upstream_id, None)
         subscriber = self._subscriber
