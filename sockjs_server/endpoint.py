@@ -93,8 +93,7 @@ class Endpoint:
             transport,
             remote=request.remote,
             headers=request.headers,
-            cookies=request.cookies,
-            query=request.query,
+            query_string=request.rel_url.raw_query_string,
             raw=raw,
         )
         self._live[session] = None

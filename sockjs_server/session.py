@@ -15,7 +15,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from multidict import CIMultiDictProxy, MultiMapping
+from http.cookies import CookieError, SimpleCookie
+from types import MappingProxyType
+from urllib.parse import parse_qsl
+
+from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
 from .framing import encode_message
 from .state import CLOSE_REASONS, Attach, CloseCode, SessionState, State
@@ -29,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[["Session"], Awaitable[None]]
 """An application handler: run once per session, from open to close."""
+
+
+_NO_MESSAGES: deque[str] = deque(maxlen=0)
+"""Shared empty inbox of sessions that have not received anything yet (never appended to)."""
 
 
 class SessionClosed(Exception):
@@ -128,8 +136,7 @@ class Session:
         "transport",
         "remote",
         "headers",
-        "cookies",
-        "query",
+        "_query_string",
         "endpoint",
         "_raw",
         "_state",
@@ -143,7 +150,7 @@ class Session:
         "_timer_at",
         "_task",
         "_closed",
-        "_log",
+        "_closing_done",
         "__weakref__",
     )
 
@@ -155,16 +162,14 @@ class Session:
         *,
         remote: str | None,
         headers: CIMultiDictProxy[str],
-        cookies: Mapping[str, str],
-        query: MultiMapping[str],
+        query_string: str = "",
         raw: bool = False,
     ) -> None:
         self.id = session_id
         self.transport = transport
         self.remote = remote
         self.headers = headers
-        self.cookies = cookies
-        self.query = query
+        self._query_string = query_string
         self.endpoint = endpoint
         options = endpoint.options
         self._raw = raw
@@ -176,7 +181,7 @@ class Session:
             max_queue_bytes=options.max_queue_bytes,
             max_queue_messages=options.max_queue_messages,
         )
-        self._inbox: deque[str] = deque()
+        self._inbox: deque[str] = _NO_MESSAGES  # a real deque once something arrives
         self._max_inbox = options.max_receive_queue
         self._reader: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -184,9 +189,25 @@ class Session:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._closed = self._loop.create_future()
-        self._log = _SessionLog(logger, {"session": session_id})
+        self._closed: asyncio.Future[None] | None = None  # created when someone waits
+        self._closing_done = False
         self._schedule()
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """Cookies of the opening request (parsed on use: most sessions never ask)."""
+        parsed = SimpleCookie()
+        for header in self.headers.getall("Cookie", ()):
+            try:
+                parsed.load(header)
+            except CookieError:
+                continue
+        return MappingProxyType({name: morsel.value for name, morsel in parsed.items()})
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        """Query string parameters of the opening request (parsed on use)."""
+        return MultiDictProxy(MultiDict(parse_qsl(self._query_string, keep_blank_values=True)))
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} {self.transport} {self._state.state.value}>"
@@ -287,7 +308,16 @@ class Session:
 
     async def wait_closed(self) -> None:
         """Return once the session is closed."""
+        if self._closing_done:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
         await asyncio.shield(self._closed)
+
+    @property
+    def _log(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        # Made on use: most sessions never log, and each adapter costs memory.
+        return _SessionLog(logger, {"session": self.id})
 
     # -- transport hooks -----------------------------------------------------
 
@@ -379,7 +409,10 @@ class Session:
         """Client messages arrived (dropped once the session is closed)."""
         if self._state.closed_for_app:
             return
-        self._inbox.extend(messages)
+        inbox = self._inbox
+        if inbox is _NO_MESSAGES:
+            inbox = self._inbox = deque()
+        inbox.extend(messages)
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
@@ -395,7 +428,8 @@ class Session:
     # -- internals -----------------------------------------------------------
 
     async def _run_handler(self) -> None:
-        self._log.debug("open via %s from %s", self.transport, self.remote)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log.debug("open via %s from %s", self.transport, self.remote)
         try:
             await self.endpoint.handler(self)
         except asyncio.CancelledError:
@@ -424,10 +458,13 @@ class Session:
             self._schedule()
 
     def _closing(self) -> None:
-        if self._closed.done():
+        if self._closing_done:
             return
-        self._closed.set_result(None)
-        self._log.debug("closed: %s %s", self._state.close_code, self._state.close_reason)
+        self._closing_done = True
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._log.debug("closed: %s %s", self._state.close_code, self._state.close_reason)
         self._wake_receiver()
         for waiter in (self._reader, self._drain):
             if waiter is not None and not waiter.done():

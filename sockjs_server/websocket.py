@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -78,7 +79,7 @@ async def _serve(
 ) -> None:
     """Read client messages into the session; its frames are written by the
     receiver's flushes. The session ends with the websocket."""
-    receiver = Receiver(flush=lambda: flush(ws, session))
+    receiver = Receiver(flush=partial(flush, ws, session))
     session.attach(receiver)
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
