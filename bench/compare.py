@@ -142,6 +142,15 @@ SERVERS: dict[str, Server] = {
             lambda: {},
             skip=frozenset({"stomp-memory", "stomp-rabbitmq"}),
         ),
+        Server(
+            "bare-uvloop",
+            "bare aiohttp + uvloop",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "bare_aiohttp_server.py"), "--host", HOST, "--port", str(port),
+                              "--loop", "uvloop"],
+            lambda: {},
+            skip=frozenset({"stomp-memory", "stomp-rabbitmq"}),
+            default=False,
+        ),
     ]
 }
 

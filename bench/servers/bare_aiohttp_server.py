@@ -122,7 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8083)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
+    loop = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
     app = web.Application()
     app[MEMBERS] = set()
     app[SESSIONS] = {}
@@ -132,7 +138,7 @@ def main() -> None:
     app.router.add_post("/echo/{server}/{session}/xhr", xhr_polling)
     app.router.add_get("/echo/{server}/{session}/eventsource", eventsource)
     app.router.add_post("/echo/{server}/{session}/xhr_send", xhr_send)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1)
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1, loop=loop)
 
 
 if __name__ == "__main__":
