@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from json.encoder import encode_basestring
 
 __all__ = [
     "OPEN_FRAME",
@@ -31,7 +32,6 @@ HEARTBEAT_FRAME = "h"
 _ESCAPABLE = re.compile(
     "[\x00-\x1f\u200c-\u200f\u2028-\u202f\u2060-\u206f\ud800-\udfff\ufff0-\uffff]"
 )
-_json_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -40,7 +40,10 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def encode_message(message: str) -> str:
     """JSON-encode one message as the protocol requires (once, reusable for many sessions)."""
-    encoded = _json_dumps(message)
+    encoded = encode_basestring(message)
+    if message.isascii():
+        # The only escapable ASCII characters (\x00-\x1f) are escaped by JSON already.
+        return encoded
     if _ESCAPABLE.search(encoded) is not None:
         encoded = _ESCAPABLE.sub(_escape_char, encoded)
     return encoded

@@ -97,10 +97,12 @@ def register_routes(app: web.Application, endpoint: Endpoint) -> None:
         return await transports.send(request, endpoint, session_id, form=segment == "jsonp_send")
 
     add = app.router.add_route
+    # The session URL first: aiohttp tries the resources under one prefix in
+    # registration order, and session requests are the hot path.
+    add("*", prefix + r"/{server:[^/.]+}/{session:[^/.]+}/{transport:[a-z_]+}", session_url)
     if prefix:
         add("*", prefix, greeting)
     add("*", prefix + "/", greeting)
     add("*", prefix + "/info", info)
     add("*", prefix + r"/{iframe:iframe[0-9A-Za-z._-]*\.html}", iframe)
     add("*", prefix + "/websocket", raw_websocket)
-    add("*", prefix + r"/{server:[^/.]+}/{session:[^/.]+}/{transport:[a-z_]+}", session_url)

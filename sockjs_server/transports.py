@@ -131,8 +131,9 @@ async def _stream_frames(
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
     """The request body, or ``None`` when it is larger than ``limit`` (read no further)."""
     length = request.content_length
-    if length is not None and length > limit:
-        return None
+    if length is not None:
+        # Known and small enough: aiohttp has usually buffered it already.
+        return None if length > limit else await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_any():
