@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .framing import encode_message
 from .options import Options
-from .session import Handler, Session
+from .session import FlushQueue, Handler, Session
 from .state import CLOSE_REASONS, CloseCode
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class Endpoint:
         self._by_id: dict[str, Session] = {}
         self._live: dict[Session, None] = {}
         self._receivers: set[Session] = set()
+        self._flush_queue: FlushQueue | None = None
         self._shutting_down = False
 
     def __repr__(self) -> str:
@@ -75,6 +76,14 @@ class Endpoint:
             session.close_nowait(code, reason)
 
     # -- registry (used by transports) ----------------------------------------
+
+    @property
+    def flush_queue(self) -> FlushQueue:
+        """Where this endpoint's websocket receivers wait to be written (made on first use)."""
+        queue = self._flush_queue
+        if queue is None:
+            queue = self._flush_queue = FlushQueue()
+        return queue
 
     def get_session(self, session_id: str) -> Session | None:
         return self._by_id.get(session_id)

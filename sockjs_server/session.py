@@ -27,7 +27,7 @@ from .state import CLOSE_REASONS, Attach, CloseCode, SessionState, State
 if TYPE_CHECKING:
     from .endpoint import Endpoint
 
-__all__ = ["Handler", "Receiver", "Session", "SessionClosed"]
+__all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +57,29 @@ class Receiver:
     HTTP receivers are request handlers that wait to be woken (:meth:`wait`);
     ``alive`` tells whether their client is still connected, as it may go
     away silently while the request is idle. A websocket receiver has a
-    ``flush`` coroutine instead: waking it runs one flush task (never two at
-    a time), and :meth:`Session.send` flushes in the sender's own task, so an
-    echo or ping-pong message costs no extra task switch and an idle websocket
-    session holds no writer task at all.
+    ``flush`` coroutine instead: waking it puts it on its endpoint's
+    :class:`FlushQueue` (one task writes every woken websocket of a loop
+    turn; a congested one gets a task of its own), and :meth:`Session.send`
+    flushes in the sender's own task, so an echo or ping-pong reply costs no
+    extra task switch and an idle websocket session holds no writer task.
     """
 
-    __slots__ = ("_alive", "_wakeup", "_loop", "_flush", "flushing", "_task")
+    __slots__ = ("_alive", "_wakeup", "_loop", "_flush", "_queue", "_congested", "flushing", "_task")
 
-    def __init__(self, alive: Callable[[], bool] | None = None, *, flush: Flush | None = None) -> None:
+    def __init__(
+        self,
+        alive: Callable[[], bool] | None = None,
+        *,
+        flush: Flush | None = None,
+        queue: FlushQueue | None = None,
+        congested: Callable[[], bool] | None = None,
+    ) -> None:
         self._alive = alive
         self._wakeup: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._flush = flush
+        self._queue = queue
+        self._congested = congested
         self.flushing = False
         self._task: asyncio.Task[None] | None = None
 
@@ -89,7 +99,10 @@ class Receiver:
         if self._flush is not None:
             if not self.flushing:
                 self.flushing = True
-                self._task = self._loop.create_task(self._flush_task())
+                if self._queue is not None:
+                    self._queue.add(self)
+                else:
+                    self._spawn()
             return
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -113,6 +126,9 @@ class Receiver:
         finally:
             self.flushing = False
 
+    def _spawn(self) -> None:
+        self._task = self._loop.create_task(self._flush_task())
+
     async def _flush_task(self) -> None:
         assert self._flush is not None
         try:
@@ -120,6 +136,58 @@ class Receiver:
         finally:
             self.flushing = False
             self._task = None
+
+    async def _flush_queued(self) -> None:
+        """Called by the :class:`FlushQueue` (``flushing`` is already set)."""
+        if self._congested is not None and self._congested():
+            # A slow client must not hold up the others: it waits in a task of its own.
+            self._spawn()
+            return
+        assert self._flush is not None
+        try:
+            await self._flush()
+        finally:
+            self.flushing = False
+
+
+class FlushQueue:
+    """Websocket receivers woken during a loop turn, written by one task.
+
+    A broadcast wakes every session; one task walking the list costs far
+    less than a task per session, and writes to uncongested sockets do not
+    block.
+    """
+
+    __slots__ = ("_loop", "_dirty", "_task")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._dirty: list[Receiver] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, receiver: Receiver) -> None:
+        self._dirty.append(receiver)
+        if self._task is None:
+            self._task = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        batch: list[Receiver] = []
+        index = 0
+        try:
+            while self._dirty:
+                batch, self._dirty = self._dirty, []
+                for index, receiver in enumerate(batch):
+                    try:
+                        await receiver._flush_queued()
+                    except Exception:
+                        logger.exception("websocket flush failed")
+                batch = []
+        finally:
+            self._task = None
+            # Cancelled mid-batch: whoever was not written may be woken again.
+            for receiver in batch[index + 1 :] + self._dirty:
+                receiver.flushing = False
+            self._dirty = []
 
 
 class Session:

@@ -57,8 +57,17 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, session_id, "websocket", addressable=False)
-    await _serve(ws, session, _decode_framed, _flush_frames)
+    await _serve(request, ws, session, _decode_framed, _flush_frames)
     return ws
+
+
+CONGESTED = 16 * 1024
+"""Bytes waiting in a websocket's send buffer above which it is flushed in a task of its own."""
+
+
+def _congested(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.get_write_buffer_size() > CONGESTED
 
 
 def _decode_framed(data: str) -> list[str]:
@@ -72,6 +81,7 @@ def _decode_raw(data: str) -> list[str]:
 
 
 async def _serve(
+    request: web.Request,
     ws: web.WebSocketResponse,
     session: Session,
     decode: Callable[[str], list[str]],
@@ -79,7 +89,11 @@ async def _serve(
 ) -> None:
     """Read client messages into the session; its frames are written by the
     receiver's flushes. The session ends with the websocket."""
-    receiver = Receiver(flush=partial(flush, ws, session))
+    receiver = Receiver(
+        flush=partial(flush, ws, session),
+        queue=session.endpoint.flush_queue,
+        congested=partial(_congested, request),
+    )
     session.attach(receiver)
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
@@ -135,7 +149,7 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, "", "websocket-raw", addressable=False, raw=True)
-    await _serve(ws, session, _decode_raw, _flush_raw)
+    await _serve(request, ws, session, _decode_raw, _flush_raw)
     return ws
 
 
