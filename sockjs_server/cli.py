@@ -7,6 +7,7 @@ a function that adds its arguments and one that runs it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 from collections.abc import Callable
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from . import testserver
 from .options import Options
 
-__all__ = ["main", "COMMANDS", "add_server_arguments", "options_from_args"]
+__all__ = ["main", "COMMANDS", "add_loop_argument", "add_server_arguments", "options_from_args", "serve"]
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], None]
@@ -43,6 +44,29 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, port: int = 8080) -
         "--disable-transport", action="append", default=[], metavar="NAME", help="refuse a transport (repeatable)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_loop_argument(parser)
+
+
+def add_loop_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop (pip install 'sockjs-server[uvloop]')"
+    )
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def serve(app: web.Application, args: argparse.Namespace, *, announce: Callable[[str], None] = _print_flush) -> None:
+    """``web.run_app`` on ``--host``/``--port``, on uvloop when ``--uvloop`` is given."""
+    loop = None
+    if getattr(args, "uvloop", False):
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            raise SystemExit("--uvloop needs uvloop: pip install 'sockjs-server[uvloop]'") from None
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host=args.host, port=args.port, print=announce, loop=loop)
 
 
 def options_from_args(args: argparse.Namespace, **overrides: object) -> Options:
@@ -78,7 +102,7 @@ def _echo_run(args: argparse.Namespace) -> None:
     setup_logging(args)
     app = web.Application()
     add_endpoint(app, args.prefix, echo, options=options_from_args(args))
-    web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
+    serve(app, args)
 
 
 def _testserver_configure(parser: argparse.ArgumentParser) -> None:

@@ -79,13 +79,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--port", type=int, default=8081, help="port (default 8081)")
     parser.add_argument("--sockjs-url", default=None, help="sockjs-client URL for the iframe page")
     parser.add_argument("--response-limit", type=int, default=4096, help="streaming response limit (default 4096)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install 'sockjs-server[uvloop]')")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = make_app(sockjs_url=args.sockjs_url, response_limit=args.response_limit)
-    web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
+    from .cli import serve
+
+    serve(app, args)
 
 
 def main(argv: list[str] | None = None) -> None:

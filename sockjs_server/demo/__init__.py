@@ -17,6 +17,9 @@ __all__ = ["COMMAND", "ChatDemo", "DemoError", "configure", "create_app", "find_
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    from sockjs_server.cli import add_loop_argument
+
+    add_loop_argument(parser)
     parser.add_argument(
         "--relay",
         metavar="URL",
@@ -54,7 +57,9 @@ def run(args: argparse.Namespace) -> None:
             line = f"sockjs-server demo: chat at {url}  (open it in two windows; Ctrl+C to stop)"
         print(line, flush=True)
 
-    web.run_app(app, host=args.host, port=args.port, print=announce)
+    from sockjs_server.cli import serve
+
+    serve(app, args, announce=announce)
 
 
 COMMAND = ("demo", "the chat demo (rooms, presence, private messages, transport picker)", configure, run)

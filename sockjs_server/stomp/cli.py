@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> None:
     from sockjs_server.cli import setup_logging
 
     setup_logging(args)
-    web.run_app(build_app(args), host=args.host, port=args.port, print=lambda line: print(line, flush=True))
+    from sockjs_server.cli import serve
+
+    serve(build_app(args), args)
 
 
 COMMAND = ("stomp", "STOMP over SockJS at /stomp on the in-memory broker", configure, run)
