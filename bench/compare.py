@@ -179,7 +179,7 @@ def _echo(transport: str, window: int, size: int = 16, batch: int = 1) -> Callab
             "size": size,
             "batch": batch,
             "warmup": 0.5 if quick else 1.0,
-            "duration": 2.0 if quick else 3.0,
+            "duration": 1.5 if quick else 3.0,
         }
 
     return config
@@ -193,8 +193,8 @@ def _broadcast(quick: bool) -> dict[str, Any]:
         "start_rate": 20,
         "factor": 1.6,
         "bisect": 2 if quick else 3,
-        "step_seconds": 1.0 if quick else 1.25,
-        "max_search_s": 30 if quick else 40,
+        "step_seconds": 0.8 if quick else 1.25,
+        "max_search_s": 20 if quick else 40,
     }
 
 
@@ -214,7 +214,7 @@ def _idle(transport: str, sessions: int) -> Callable[[bool], dict[str, Any]]:
             "sessions": sessions,
             "warm_sessions": 100,
             "open_concurrency": 100,
-            "settle_s": 1.0 if quick else 2.0,
+            "settle_s": 0.5 if quick else 2.0,
             "open_timeout_s": 60,
         }
 
