@@ -64,7 +64,7 @@ class Receiver:
     extra task switch and an idle websocket session holds no writer task.
     """
 
-    __slots__ = ("_alive", "_wakeup", "_loop", "_flush", "_queue", "_congested", "flushing", "_task")
+    __slots__ = ("_alive", "_wakeup", "_loop", "_flush", "_queue", "_congested", "flushing", "_task", "write")
 
     def __init__(
         self,
@@ -73,7 +73,10 @@ class Receiver:
         flush: Flush | None = None,
         queue: FlushQueue | None = None,
         congested: Callable[[], bool] | None = None,
+        write: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        #: Writes one frame directly (websockets); ``None`` for HTTP receivers.
+        self.write = write
         self._alive = alive
         self._wakeup: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -323,15 +326,32 @@ class Session:
         batched into one frame by a background flush.
         """
         receiver = self._receiver
-        if receiver is None or not receiver.flushes or receiver.flushing or self._inbox:
+        if receiver is None or receiver.write is None or receiver.flushing or self._inbox:
             self.send_nowait(message)
             return
-        receiver.flushing = True  # no background flush: this task writes
+        state = self._state
+        if self._raw or not state.direct_write_ok():
+            receiver.flushing = True  # no background flush: this task writes
+            try:
+                self.send_nowait(message)
+            finally:
+                receiver.flushing = False
+            await receiver.flush_now()
+            return
+        # The direct path (echo, ping-pong): nothing is queued or due before
+        # this message, so it becomes a frame here without queue or wake-up.
+        if type(message) is not str:
+            raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+        state.wrote(self._loop.time())
+        receiver.flushing = True
         try:
-            self.send_nowait(message)
+            await receiver.write("a[" + encode_message(message) + "]")
+        except Exception:
+            self.transport_closed(CloseCode.INTERRUPTED)
         finally:
             receiver.flushing = False
-        await receiver.flush_now()
+        if state.has_frame():
+            receiver.wake()  # queued meanwhile by others
 
     async def receive(self) -> str:
         """The next client message; raises :class:`SessionClosed` once closed and drained."""

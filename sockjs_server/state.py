@@ -308,6 +308,20 @@ class SessionState:
         self._heartbeat_at = now + self.heartbeat_delay
         return frame
 
+    def direct_write_ok(self) -> bool:
+        """Whether a message may bypass the queue: open, attached, nothing else due first."""
+        return (
+            self.state is State.OPEN
+            and self._attached
+            and not self._queue
+            and not self._open_pending
+            and not self._heartbeat_due
+        )
+
+    def wrote(self, now: float) -> None:
+        """A frame went out without :meth:`next_frame` (the direct path): the heartbeat waits."""
+        self._heartbeat_at = now + self.heartbeat_delay
+
     def take_queue(self, now: float) -> list[str]:
         """Everything queued, unframed (the raw websocket sends messages as they are)."""
         queue = self._queue

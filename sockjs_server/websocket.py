@@ -93,6 +93,7 @@ async def _serve(
         flush=partial(flush, ws, session),
         queue=session.endpoint.flush_queue,
         congested=partial(_congested, request),
+        write=ws.send_str,
     )
     session.attach(receiver)
     receiver.wake()  # the open frame
