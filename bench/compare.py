@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -430,6 +431,24 @@ def ours_available() -> str | None:
     return None
 
 
+def exclusive_machine(log: Callable[[str], None]) -> object:
+    """Hold a lock for the whole run: two benchmark runs at once would share the cores and
+    halve each other's numbers, so a second run waits for the first."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    lock = open(WORK / "bench.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        log(f"another benchmark run holds {lock.name} ({lock.read().strip() or 'unknown'}): waiting for it to end")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+    lock.flush()
+    return lock  # keep it open: closing it releases the lock
+
+
 def raise_fd_limit(log: Callable[[str], None]) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
@@ -663,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     WORK.mkdir(parents=True, exist_ok=True)
+    machine_lock = exclusive_machine(log)  # noqa: F841 (held until the process ends)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     log_dir = WORK / "logs" / stamp
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -682,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     pending_scenarios: dict[str, str] = {}
+    interrupted = False
     t_start = time.monotonic()
     try:
         for sk in scen:
@@ -724,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{extra}  ({time.monotonic() - t0:.1f} s)")
     except KeyboardInterrupt:
         log("interrupted: stopping servers, reporting what was measured")
+        interrupted = True
     finally:
         stop_all()
     elapsed = time.monotonic() - t_start
@@ -740,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     if targets:
         log("\n" + targets)
 
-    full = args.scenarios == "all" and args.servers == "all" and not args.quick
+    full = args.scenarios == "all" and args.servers == "all" and not args.quick and not interrupted
     out = Path(args.results) if args.results else (BENCH / "RESULTS.md" if full else WORK / f"RESULTS-{stamp}.md")
     write_results(out, summary, table, details, targets, reps, args, elapsed, pending_ours, fd_limit, pending_scenarios,
                   ours_version)

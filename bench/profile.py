@@ -89,6 +89,7 @@ def main() -> int:
     ap.add_argument("--focus", default="sockjs_server", help="path fragment whose frames are listed first")
     args = ap.parse_args()
 
+    machine_lock = compare.exclusive_machine(print)  # noqa: F841 (held until the process ends)
     compare.raise_fd_limit(print)
     compare.ensure_envs(print)
     pyspy = ensure_pyspy()
