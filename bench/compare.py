@@ -586,20 +586,31 @@ def render_latency_cpu(summary: dict[str, dict[str, dict[str, Any]]], servers: l
 def render_targets(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
     rows: list[str] = []
 
-    def check(name: str, ratio: float | None, bar: float) -> None:
+    def check(name: str, sk: str, peer: str, bar: float) -> None:
+        # Throughput is judged per second of server CPU (steady when other processes share the
+        # server's core); memory as measured.
+        sc = SCENARIOS[sk]
+        per = summary[sk]
+        raw = advantage((per.get("ours") or {}).get("value"), (per.get(peer) or {}).get("value"), sc.higher_is_better)
+        ratio = raw
+        how = ""
+        if sc.higher_is_better:
+            ratio = advantage((per.get("ours") or {}).get("per_cpu"), (per.get(peer) or {}).get("per_cpu"), True)
+            how = f" per server CPU-s (raw {fmt_ratio(raw)})"
         if ratio is None:
             rows.append(f"- {name}: not measured")
         else:
-            rows.append(f"- {'met' if ratio >= bar else 'NOT met'}: {name}: {ratio:.2f}× (bar {bar:g}×)")
+            rows.append(f"- {'met' if ratio >= bar else 'NOT met'}: {name}: {ratio:.2f}×{how} (bar {bar:g}×)")
 
-    for sk, per in summary.items():
-        sc = SCENARIOS[sk]
-        v = {s: (per.get(s) or {}).get("value") for s in SERVERS}
-        check(f"{sk} vs sockjs-node", advantage(v["ours"], v["sockjs-node"], sc.higher_is_better), 1.0)
+    for sk in summary:
+        if sk == "stomp-rabbitmq":
+            rows.append("- stomp-rabbitmq: no peer has a RabbitMQ relay; reported for reference")
+            continue
+        check(f"{sk} vs sockjs-node", sk, "sockjs-node", 1.0)
         if sk in ("xhr-streaming", "xhr-polling", "eventsource"):
-            check(f"{sk} vs aio-libs sockjs", advantage(v["ours"], v["aio-libs"], True), 3.0)
+            check(f"{sk} vs aio-libs sockjs", sk, "aio-libs", 3.0)
         if sk in ("ws-echo", "ws-echo-1k"):
-            check(f"{sk} vs bare aiohttp", advantage(v["ours"], v["bare"], True), 0.9)
+            check(f"{sk} vs bare aiohttp", sk, "bare", 0.9)
     return "\n".join(rows)
 
 
