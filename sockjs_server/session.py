@@ -90,11 +90,6 @@ class Receiver:
     def checks_liveness(self) -> bool:
         return self._alive is not None
 
-    @property
-    def flushes(self) -> bool:
-        """Whether this receiver writes through a flush coroutine (websockets)."""
-        return self._flush is not None
-
     def alive(self) -> bool:
         return self._alive is None or self._alive()
 
