@@ -6,8 +6,9 @@ Mount an endpoint with :func:`add_endpoint`; your handler gets one
 
 from __future__ import annotations
 
-from .endpoint import ENDPOINTS, Endpoint, add_endpoint
+from .endpoint import ENDPOINTS, Endpoint
 from .options import TRANSPORTS, Options
+from .routes import add_endpoint
 from .session import Handler, Session, SessionClosed
 from .state import CloseCode
 

@@ -7,7 +7,6 @@ a function that adds its arguments and one that runs it.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from aiohttp import web
 
 from . import testserver
 from .options import Options
+from .serving import serve
 
 __all__ = ["main", "COMMANDS", "add_loop_argument", "add_server_arguments", "options_from_args", "serve"]
 
@@ -51,22 +51,6 @@ def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--uvloop", action="store_true", help="run on uvloop (pip install 'sockjs-server[uvloop]')"
     )
-
-
-def _print_flush(line: str) -> None:
-    print(line, flush=True)
-
-
-def serve(app: web.Application, args: argparse.Namespace, *, announce: Callable[[str], None] = _print_flush) -> None:
-    """``web.run_app`` on ``--host``/``--port``, on uvloop when ``--uvloop`` is given."""
-    loop = None
-    if getattr(args, "uvloop", False):
-        try:
-            uvloop = importlib.import_module("uvloop")
-        except ImportError:
-            raise SystemExit("--uvloop needs uvloop: pip install 'sockjs-server[uvloop]'") from None
-        loop = uvloop.new_event_loop()
-    web.run_app(app, host=args.host, port=args.port, print=announce, loop=loop)
 
 
 def options_from_args(args: argparse.Namespace, **overrides: object) -> Options:

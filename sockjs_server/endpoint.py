@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -14,10 +13,7 @@ from .options import Options
 from .session import FlushQueue, Handler, Session
 from .state import CLOSE_REASONS, CloseCode
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["Endpoint", "add_endpoint", "ENDPOINTS"]
+__all__ = ["Endpoint", "ENDPOINTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +27,9 @@ LIVENESS_INTERVAL = 1.0
 class Endpoint:
     """The sessions and settings of one SockJS URL prefix.
 
-    Created by :func:`add_endpoint`; server code uses it to iterate sessions,
-    broadcast and close everything.
+    Created by :func:`~sockjs_server.routes.add_endpoint`; server code uses it
+    to iterate sessions, broadcast and close everything. It is the
+    :class:`~sockjs_server.session.SessionOwner` of its sessions.
     """
 
     def __init__(self, prefix: str, handler: Handler, options: Options, name: str) -> None:
@@ -110,10 +107,18 @@ class Endpoint:
             self._by_id[session_id] = session
         return session
 
-    def _session_closed(self, session: Session) -> None:
+    # -- SessionOwner (called by sessions) -------------------------------------
+
+    def watch_receiver(self, session: Session) -> None:
+        self._receivers.add(session)
+
+    def unwatch_receiver(self, session: Session) -> None:
+        self._receivers.discard(session)
+
+    def session_closing(self, session: Session) -> None:
         self._live.pop(session, None)
 
-    def _forget(self, session: Session) -> None:
+    def session_ended(self, session: Session) -> None:
         self._live.pop(session, None)
         if self._by_id.get(session.id) is session:
             del self._by_id[session.id]
@@ -169,37 +174,3 @@ class _SessionsView(Collection[Session]):
     def __contains__(self, item: object) -> bool:
         return item in self._live
 
-
-def add_endpoint(
-    app: web.Application,
-    prefix: str,
-    handler: Handler,
-    *,
-    options: Options | None = None,
-    name: str | None = None,
-) -> Endpoint:
-    """Serve a SockJS endpoint at ``prefix`` in ``app`` and return it.
-
-    ``handler(session)`` runs once per session. Works in sub-applications
-    too; several endpoints per app are isolated from each other.
-    """
-    from .routes import register_routes
-
-    if not prefix.startswith("/") or (prefix != "/" and prefix.endswith("/")):
-        raise ValueError(f"prefix must start with '/' and not end with '/': {prefix!r}")
-    if not callable(handler):
-        raise TypeError("handler must be an async callable taking a Session")
-    if app.frozen:
-        raise RuntimeError("cannot add a SockJS endpoint to an application that is already running")
-    endpoint = Endpoint(prefix.rstrip("/"), handler, options or Options(), name or prefix)
-    endpoints = app.get(ENDPOINTS)
-    if endpoints is None:
-        endpoints = []
-        app[ENDPOINTS] = endpoints
-    if any(e.prefix == endpoint.prefix for e in endpoints):
-        raise ValueError(f"a SockJS endpoint is already mounted at {prefix!r}")
-    endpoints.append(endpoint)
-    register_routes(app, endpoint)
-    app.cleanup_ctx.append(endpoint.run)
-    app.on_shutdown.append(endpoint.shutdown)
-    return endpoint

@@ -16,6 +16,7 @@ __all__ = [
     "OPEN_FRAME",
     "HEARTBEAT_FRAME",
     "PayloadError",
+    "TooManyMessages",
     "close_frame",
     "decode_payload",
     "encode_message",
@@ -64,12 +65,31 @@ def close_frame(code: int, reason: str) -> str:
     return "c[%d,%s]" % (code, encode_message(reason))
 
 
-class PayloadError(ValueError):
-    """A client payload the protocol answers with an error; ``str(error)`` is the answer's text."""
-
-
 EMPTY_PAYLOAD = "Payload expected."
 BROKEN_JSON = "Broken JSON encoding."
+TOO_MANY_MESSAGES = "Too many messages."
+
+
+class PayloadError(ValueError):
+    """A client payload the protocol refuses, carrying its answer (as h11's errors carry
+    ``error_status_hint``): ``str(error)`` is the text, ``status_hint`` the HTTP status
+    for the sending transports, ``close_code_hint``/``close_reason`` the websocket close.
+    """
+
+    def __init__(
+        self, message: str, *, status_hint: int = 500, close_code_hint: int = 3000, close_reason: str = "Broken framing."
+    ) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
+        self.close_code_hint = close_code_hint
+        self.close_reason = close_reason
+
+
+class TooManyMessages(PayloadError):
+    """More messages in one payload than the endpoint accepts: 413, or websocket close 1009."""
+
+    def __init__(self) -> None:
+        super().__init__(TOO_MANY_MESSAGES, status_hint=413, close_code_hint=1009, close_reason=TOO_MANY_MESSAGES)
 
 _json_loads = json.JSONDecoder().decode
 
@@ -90,7 +110,7 @@ def decode_payload(data: str, *, allow_single: bool = False, max_messages: int |
         raise PayloadError(BROKEN_JSON) from None
     if isinstance(value, list):
         if max_messages is not None and len(value) > max_messages:
-            raise PayloadError("Too many messages.")
+            raise TooManyMessages()
         for item in value:
             if not isinstance(item, str):
                 raise PayloadError(BROKEN_JSON)

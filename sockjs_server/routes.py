@@ -1,7 +1,9 @@
-"""URL layout of an endpoint: which handler answers which path and method.
+"""Mounting an endpoint in an aiohttp app: :func:`add_endpoint` and the URL layout.
 
 Every path is registered once with a method dispatcher, so wrong methods get
 the protocol's bare 405 (an ``Allow`` header, no body) instead of aiohttp's.
+This module knows the :class:`~sockjs_server.endpoint.Endpoint` and the
+transports; neither of them imports it back.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import static, transports, websocket
-from .endpoint import Endpoint
+from .endpoint import ENDPOINTS, Endpoint
 from .envelopes import ENVELOPES
 from .http import error_response, method_not_allowed, origin_allowed, preflight_response
+from .options import Options
+from .session import Handler
 
-__all__ = ["register_routes"]
+__all__ = ["add_endpoint", "register_routes"]
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,7 +30,41 @@ _SEND_USERS = {
 }
 
 
+def add_endpoint(
+    app: web.Application,
+    prefix: str,
+    handler: Handler,
+    *,
+    options: Options | None = None,
+    name: str | None = None,
+) -> Endpoint:
+    """Serve a SockJS endpoint at ``prefix`` in ``app`` and return it.
+
+    ``handler(session)`` runs once per session. Works in sub-applications
+    too; several endpoints per app are isolated from each other.
+    """
+    if not prefix.startswith("/") or (prefix != "/" and prefix.endswith("/")):
+        raise ValueError(f"prefix must start with '/' and not end with '/': {prefix!r}")
+    if not callable(handler):
+        raise TypeError("handler must be an async callable taking a Session")
+    if app.frozen:
+        raise RuntimeError("cannot add a SockJS endpoint to an application that is already running")
+    endpoint = Endpoint(prefix.rstrip("/"), handler, options or Options(), name or prefix)
+    endpoints = app.get(ENDPOINTS)
+    if endpoints is None:
+        endpoints = []
+        app[ENDPOINTS] = endpoints
+    if any(e.prefix == endpoint.prefix for e in endpoints):
+        raise ValueError(f"a SockJS endpoint is already mounted at {prefix!r}")
+    endpoints.append(endpoint)
+    register_routes(app, endpoint)
+    app.cleanup_ctx.append(endpoint.run)
+    app.on_shutdown.append(endpoint.shutdown)
+    return endpoint
+
+
 def register_routes(app: web.Application, endpoint: Endpoint) -> None:
+    """Register ``endpoint``'s URLs (one route per path, dispatching on the method)."""
     prefix = endpoint.prefix
     options = endpoint.options
     iframe_page = static.IframePage(options.sockjs_url)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from http.cookies import CookieError, SimpleCookie
 from types import MappingProxyType
@@ -22,12 +22,10 @@ from urllib.parse import parse_qsl
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
 from .framing import encode_message
+from .options import Options
 from .state import CLOSE_REASONS, Attach, CloseCode, SessionState, State
 
-if TYPE_CHECKING:
-    from .endpoint import Endpoint
-
-__all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed"]
+__all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed", "SessionOwner"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +35,29 @@ Handler = Callable[["Session"], Awaitable[None]]
 
 _NO_MESSAGES: deque[str] = deque(maxlen=0)
 """Shared empty inbox of sessions that have not received anything yet (never appended to)."""
+
+
+class SessionOwner(Protocol):
+    """What a session needs from whoever created it (an :class:`~sockjs_server.endpoint.Endpoint`).
+
+    The session reports its life through these calls instead of reaching
+    into its owner, so that this module knows nothing of endpoints.
+    """
+
+    options: Options
+    handler: Handler
+
+    def watch_receiver(self, session: Session) -> None:
+        """An HTTP receiver whose client may vanish silently is attached: check it now and then."""
+
+    def unwatch_receiver(self, session: Session) -> None:
+        """That receiver is gone."""
+
+    def session_closing(self, session: Session) -> None:
+        """The session is closed for the application (its close frame may still be pending)."""
+
+    def session_ended(self, session: Session) -> None:
+        """The session is gone for good: forget it."""
 
 
 class SessionClosed(Exception):
@@ -222,7 +243,7 @@ class Session:
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: SessionOwner,
         session_id: str,
         transport: str,
         *,
@@ -423,7 +444,7 @@ class Session:
         if result is Attach.ACCEPTED:
             self._receiver = receiver
             if receiver.checks_liveness:
-                self.endpoint._receivers.add(self)
+                self.endpoint.watch_receiver(self)
             if opening:
                 self._task = self._loop.create_task(self._run_handler())
             self._schedule()
@@ -472,7 +493,7 @@ class Session:
         if self._receiver is not receiver:
             return
         self._receiver = None
-        self.endpoint._receivers.discard(self)
+        self.endpoint.unwatch_receiver(self)
         receiver.wake()
         self._state.detach(self._loop.time(), interrupted=interrupted)
         if interrupted:
@@ -555,14 +576,14 @@ class Session:
         task = self._task
         if task is not None and not task.done():
             self._loop.call_later(self.endpoint.options.close_timeout, _cancel_task, task)
-        self.endpoint._session_closed(self)
+        self.endpoint.session_closing(self)
 
     def _finish(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._wake_receiver()
-        self.endpoint._forget(self)
+        self.endpoint.session_ended(self)
 
     def _schedule(self) -> None:
         deadline = self._state.next_deadline()

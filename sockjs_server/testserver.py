@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 from . import Endpoint, Options, Session, add_endpoint
+from .serving import serve
 
 __all__ = ["make_app", "main"]
 
@@ -86,8 +87,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = make_app(sockjs_url=args.sockjs_url, response_limit=args.response_limit)
-    from .cli import serve
-
     serve(app, args)
 
 

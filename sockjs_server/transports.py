@@ -164,8 +164,7 @@ async def send(request: web.Request, endpoint: Endpoint, session_id: str, form: 
             text = values[0] if values else ""
         messages = decode_payload(text, max_messages=options.max_messages_per_request)
     except PayloadError as error:
-        status = 413 if str(error) == "Too many messages." else 500
-        return error_response(request, options, status, str(error))
+        return error_response(request, options, error.status_hint, str(error))
     except ValueError:
         return error_response(request, options, 500, EMPTY_PAYLOAD)
     if messages:

@@ -57,7 +57,7 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, session_id, "websocket", addressable=False)
-    await _serve(request, ws, session, _decode_framed, _flush_frames)
+    await _serve(request, ws, endpoint, session, _decode_framed, _flush_frames)
     return ws
 
 
@@ -83,6 +83,7 @@ def _decode_raw(data: str) -> list[str]:
 async def _serve(
     request: web.Request,
     ws: web.WebSocketResponse,
+    endpoint: Endpoint,
     session: Session,
     decode: Callable[[str], list[str]],
     flush: Callable[[web.WebSocketResponse, Session], Coroutine[Any, Any, None]],
@@ -91,7 +92,7 @@ async def _serve(
     receiver's flushes. The session ends with the websocket."""
     receiver = Receiver(
         flush=partial(flush, ws, session),
-        queue=session.endpoint.flush_queue,
+        queue=endpoint.flush_queue,
         congested=partial(_congested, request),
         write=ws.send_str,
     )
@@ -103,10 +104,10 @@ async def _serve(
             if msg.type is WSMsgType.TEXT:
                 try:
                     messages = decode(msg.data)
-                except PayloadError:
+                except PayloadError as error:
                     # "When user sends broken data ... the server must abruptly terminate the ws connection."
-                    close_code = CloseCode.GO_AWAY
-                    await ws.close(code=CloseCode.GO_AWAY, message=b"Broken framing.")
+                    close_code = error.close_code_hint
+                    await ws.close(code=close_code, message=error.close_reason.encode())
                     break
                 if messages:
                     session.deliver(messages)
@@ -150,7 +151,7 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, "", "websocket-raw", addressable=False, raw=True)
-    await _serve(request, ws, session, _decode_raw, _flush_raw)
+    await _serve(request, ws, endpoint, session, _decode_raw, _flush_raw)
     return ws
 
 

@@ -18,6 +18,7 @@ CORE = [
     "sockjs_server.http",
     "sockjs_server.options",
     "sockjs_server.routes",
+    "sockjs_server.serving",
     "sockjs_server.session",
     "sockjs_server.state",
     "sockjs_server.static",
@@ -85,9 +86,9 @@ def test_package_exports_the_documented_api() -> None:
 
 
 def test_package_exports_are_the_real_objects() -> None:
-    from sockjs_server import endpoint, options, session, state
+    from sockjs_server import endpoint, options, routes, session, state
 
-    assert sockjs_server.add_endpoint is endpoint.add_endpoint
+    assert sockjs_server.add_endpoint is routes.add_endpoint
     assert sockjs_server.Endpoint is endpoint.Endpoint
     assert sockjs_server.Options is options.Options
     assert sockjs_server.Session is session.Session

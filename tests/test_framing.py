@@ -133,6 +133,19 @@ def test_message_count_cap() -> None:
     with pytest.raises(PayloadError) as info:
         decode_payload('["a","b","c","d"]', max_messages=3)
     assert str(info.value) == "Too many messages."
+    # The error carries its answer: 413 over HTTP, close 1009 on a websocket.
+    assert (info.value.status_hint, info.value.close_code_hint) == (413, 1009)
+
+
+def test_broken_payloads_carry_their_answer() -> None:
+    for data in ("", "[1]", "{"):
+        with pytest.raises(PayloadError) as info:
+            decode_payload(data)
+        assert (info.value.status_hint, info.value.close_code_hint, info.value.close_reason) == (
+            500,
+            3000,
+            "Broken framing.",
+        )
 
 
 def test_payload_error_is_a_value_error() -> None:
