@@ -7,7 +7,7 @@ Mount an endpoint with :func:`add_endpoint`; your handler gets one
 from __future__ import annotations
 
 from .endpoint import ENDPOINTS, Endpoint
-from .options import TRANSPORTS, Options
+from .options import TRANSPORTS, Options, WebsocketProfile
 from .routes import add_endpoint
 from .session import Handler, Session, SessionClosed
 from .state import CloseCode
@@ -21,6 +21,7 @@ __all__ = [
     "Options",
     "Session",
     "SessionClosed",
+    "WebsocketProfile",
     "add_endpoint",
 ]
 

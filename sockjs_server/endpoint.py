@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Collection, Iterator
 from aiohttp import web
 
 from .framing import encode_message
-from .options import Options
+from .options import Options, WebsocketProfile
 from .session import FlushQueue, Handler, Session
 from .state import CLOSE_REASONS, CloseCode
 
@@ -32,11 +32,15 @@ class Endpoint:
     :class:`~sockjs_server.session.SessionOwner` of its sessions.
     """
 
-    def __init__(self, prefix: str, handler: Handler, options: Options, name: str) -> None:
+    def __init__(
+        self, prefix: str, handler: Handler, options: Options, name: str, websocket_profile: WebsocketProfile | None = None
+    ) -> None:
         self.prefix = prefix
         self.handler = handler
         self.options = options
         self.name = name
+        #: What the handler speaks on the raw websocket (subprotocols, binary messages).
+        self.websocket_profile = websocket_profile or WebsocketProfile()
         self._by_id: dict[str, Session] = {}
         self._live: dict[Session, None] = {}
         self._receivers: set[Session] = set()
@@ -86,12 +90,20 @@ class Endpoint:
         return self._by_id.get(session_id)
 
     def new_session(
-        self, request: web.Request, session_id: str, transport: str, *, addressable: bool = True, raw: bool = False
+        self,
+        request: web.Request,
+        session_id: str,
+        transport: str,
+        *,
+        addressable: bool = True,
+        raw: bool = False,
+        subprotocol: str | None = None,
     ) -> Session:
         """Create and register a session opened by ``request``.
 
         Websocket sessions are not addressable by id (sockjs-protocol: "it is
         correct to have two separate sessions sharing the same session_id").
+        Raw websocket sessions carry bytes when the handler's profile says so.
         """
         session = Session(
             self,
@@ -101,6 +113,8 @@ class Endpoint:
             headers=request.headers,
             query_string=request.rel_url.raw_query_string,
             raw=raw,
+            binary=raw and self.websocket_profile.binary,
+            subprotocol=subprotocol,
         )
         self._live[session] = None
         if addressable:

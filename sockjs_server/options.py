@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Options", "TRANSPORTS", "DEFAULT_SOCKJS_URL"]
+__all__ = ["Options", "TRANSPORTS", "DEFAULT_SOCKJS_URL", "WebsocketProfile"]
 
 TRANSPORTS: frozenset[str] = frozenset(
     {"websocket", "websocket-raw", "xhr-streaming", "xhr-polling", "eventsource", "htmlfile", "jsonp-polling"}
@@ -81,3 +82,43 @@ class Options:
         if name.startswith("websocket") and not self.websocket:
             return False
         return name not in self.disabled_transports
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""RFC 7230 token: what RFC 6455 allows as a subprotocol name."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebsocketProfile:
+    """What a handler speaks on the raw ``/websocket`` (SockJS-framed transports are unaffected).
+
+    A handler declares it as its ``websocket_profile`` attribute (a
+    :class:`~sockjs_server.stomp.StompServer` declares the STOMP
+    subprotocols and binary messages), or ``add_endpoint(..., websocket_profile=...)``
+    sets it. Without one, the raw websocket selects no subprotocol and
+    closes on binary messages with 1003, as before.
+    """
+
+    subprotocols: tuple[str, ...] = ()
+    """``Sec-WebSocket-Protocol`` names the handler speaks, most preferred first. The server
+    selects the first of these the client offers (RFC 6455 leaves the choice to the server);
+    none offered or none in common: the handshake succeeds without a subprotocol."""
+    binary: bool = False
+    """Binary websocket messages reach the handler as ``bytes`` (:meth:`Session.receive_data`)
+    and :meth:`Session.send_bytes` may send binary messages."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.subprotocols, str):
+            raise TypeError("subprotocols must be a sequence of names, not a string")
+        object.__setattr__(self, "subprotocols", tuple(self.subprotocols))
+        for name in self.subprotocols:
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise ValueError(f"not a valid websocket subprotocol name: {name!r}")
+
+    def select(self, offered: Iterable[str]) -> str | None:
+        """The subprotocol to answer a client offering ``offered`` with, or ``None``."""
+        offered_set = {name.strip() for name in offered}
+        for name in self.subprotocols:
+            if name in offered_set:
+                return name
+        return None

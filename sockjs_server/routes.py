@@ -16,7 +16,7 @@ from . import static, transports, websocket
 from .endpoint import ENDPOINTS, Endpoint
 from .envelopes import ENVELOPES
 from .http import error_response, method_not_allowed, origin_allowed, preflight_response
-from .options import Options
+from .options import Options, WebsocketProfile
 from .session import Handler
 
 __all__ = ["add_endpoint", "register_routes"]
@@ -37,11 +37,15 @@ def add_endpoint(
     *,
     options: Options | None = None,
     name: str | None = None,
+    websocket_profile: WebsocketProfile | None = None,
 ) -> Endpoint:
     """Serve a SockJS endpoint at ``prefix`` in ``app`` and return it.
 
     ``handler(session)`` runs once per session. Works in sub-applications
     too; several endpoints per app are isolated from each other.
+    ``websocket_profile`` (default: the handler's ``websocket_profile``
+    attribute, if any) says which subprotocols and whether binary messages
+    the handler speaks on the raw ``/websocket``.
     """
     if not prefix.startswith("/") or (prefix != "/" and prefix.endswith("/")):
         raise ValueError(f"prefix must start with '/' and not end with '/': {prefix!r}")
@@ -49,7 +53,12 @@ def add_endpoint(
         raise TypeError("handler must be an async callable taking a Session")
     if app.frozen:
         raise RuntimeError("cannot add a SockJS endpoint to an application that is already running")
-    endpoint = Endpoint(prefix.rstrip("/"), handler, options or Options(), name or prefix)
+    if websocket_profile is None:
+        declared = getattr(handler, "websocket_profile", None)
+        if declared is not None and not isinstance(declared, WebsocketProfile):
+            raise TypeError("handler.websocket_profile must be a WebsocketProfile")
+        websocket_profile = declared
+    endpoint = Endpoint(prefix.rstrip("/"), handler, options or Options(), name or prefix, websocket_profile)
     endpoints = app.get(ENDPOINTS)
     if endpoints is None:
         endpoints = []

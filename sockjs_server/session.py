@@ -33,7 +33,7 @@ Handler = Callable[["Session"], Awaitable[None]]
 """An application handler: run once per session, from open to close."""
 
 
-_NO_MESSAGES: deque[str] = deque(maxlen=0)
+_NO_MESSAGES: deque[str | bytes] = deque(maxlen=0)
 """Shared empty inbox of sessions that have not received anything yet (never appended to)."""
 
 
@@ -226,6 +226,8 @@ class Session:
         "_query_string",
         "endpoint",
         "_raw",
+        "_binary",
+        "subprotocol",
         "_state",
         "_loop",
         "_inbox",
@@ -251,6 +253,8 @@ class Session:
         headers: CIMultiDictProxy[str],
         query_string: str = "",
         raw: bool = False,
+        binary: bool = False,
+        subprotocol: str | None = None,
     ) -> None:
         self.id = session_id
         self.transport = transport
@@ -260,6 +264,9 @@ class Session:
         self.endpoint = endpoint
         options = endpoint.options
         self._raw = raw
+        self._binary = binary
+        #: The websocket subprotocol selected for a raw websocket session (see WebsocketProfile), else None.
+        self.subprotocol = subprotocol
         self._loop = asyncio.get_running_loop()
         self._state = SessionState(
             self._loop.time(),
@@ -268,7 +275,7 @@ class Session:
             max_queue_bytes=options.max_queue_bytes,
             max_queue_messages=options.max_queue_messages,
         )
-        self._inbox: deque[str] = _NO_MESSAGES  # a real deque once something arrives
+        self._inbox: deque[str | bytes] = _NO_MESSAGES  # a real deque once something arrives
         self._max_inbox = options.max_receive_queue
         self._reader: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -314,6 +321,13 @@ class Session:
     @property
     def close_reason(self) -> str | None:
         return self._state.close_reason
+
+    @property
+    def binary(self) -> bool:
+        """Whether this session carries bytes too: a raw websocket session whose handler's
+        :class:`~sockjs_server.options.WebsocketProfile` has ``binary=True``. Only then may
+        :meth:`receive_data` return ``bytes`` and :meth:`send_bytes` be used."""
+        return self._binary
 
     @property
     def queued_bytes(self) -> int:
@@ -369,26 +383,76 @@ class Session:
         if state.has_frame():
             receiver.wake()  # queued meanwhile by others
 
+    def send_bytes_nowait(self, data: bytes) -> None:
+        """Queue ``data`` for the client as one binary websocket message (see :meth:`send_nowait`).
+
+        Only on :attr:`binary` sessions: SockJS framing carries text only.
+        """
+        if not self._binary:
+            raise TypeError("this session carries text only (binary needs the raw websocket and a binary WebsocketProfile)")
+        if self._state.closed_for_app:
+            return
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"binary messages are bytes, not {type(data).__name__}")
+        self.push_encoded(bytes(data))
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Queue ``data`` as one binary websocket message; written from the caller's task
+        when nothing else is pending (see :meth:`send`)."""
+        receiver = self._receiver
+        if receiver is None or receiver.write is None or receiver.flushing or self._inbox:
+            self.send_bytes_nowait(data)
+            return
+        receiver.flushing = True  # no background flush: this task writes
+        try:
+            self.send_bytes_nowait(data)
+        finally:
+            receiver.flushing = False
+        await receiver.flush_now()
+
     async def receive(self) -> str:
-        """The next client message; raises :class:`SessionClosed` once closed and drained."""
+        """The next client message; raises :class:`SessionClosed` once closed and drained.
+
+        On a :attr:`binary` session, use :meth:`receive_data`: a binary message
+        next in line makes this raise ``TypeError`` (and stays unread).
+        """
         while True:
             inbox = self._inbox
             if inbox:
-                message = inbox.popleft()
-                drain = self._drain
-                if drain is not None and len(inbox) <= self._max_inbox // 2:
-                    self._drain = None
-                    if not drain.done():
-                        drain.set_result(None)
-                return message
+                if type(inbox[0]) is not str:
+                    raise TypeError("the next message is binary: read it with Session.receive_data()")
+                return self._pop(inbox)  # type: ignore[return-value]
             if self._state.closed_for_app:
                 raise SessionClosed(self.id)
-            reader = self._loop.create_future()
-            self._reader = reader
-            try:
-                await reader
-            finally:
-                self._reader = None
+            await self._wait_message()
+
+    async def receive_data(self) -> str | bytes:
+        """The next client message, ``bytes`` for a binary websocket message (only on
+        :attr:`binary` sessions); raises :class:`SessionClosed` once closed and drained."""
+        while True:
+            inbox = self._inbox
+            if inbox:
+                return self._pop(inbox)
+            if self._state.closed_for_app:
+                raise SessionClosed(self.id)
+            await self._wait_message()
+
+    def _pop(self, inbox: deque[str | bytes]) -> str | bytes:
+        message = inbox.popleft()
+        drain = self._drain
+        if drain is not None and len(inbox) <= self._max_inbox // 2:
+            self._drain = None
+            if not drain.done():
+                drain.set_result(None)
+        return message
+
+    async def _wait_message(self) -> None:
+        reader = self._loop.create_future()
+        self._reader = reader
+        try:
+            await reader
+        finally:
+            self._reader = None
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self
@@ -425,9 +489,10 @@ class Session:
 
     # -- transport hooks -----------------------------------------------------
 
-    def push_encoded(self, encoded: str) -> None:
+    def push_encoded(self, encoded: str | bytes) -> None:
         """Queue a message already encoded with :func:`~sockjs_server.framing.encode_message`
-        (raw websocket sessions take the plain text). Broadcasts encode once and call this."""
+        (raw websocket sessions take the plain text, or bytes for a binary message).
+        Broadcasts encode once and call this."""
         if not self._state.push(encoded):
             self._log.warning("send queue overflow, closing")
         self._after_change()
@@ -461,8 +526,8 @@ class Session:
             self._schedule()
         return frame
 
-    def take_raw(self) -> list[str]:
-        """Everything queued, as plain texts (raw websocket)."""
+    def take_raw(self) -> list[str | bytes]:
+        """Everything queued, as plain texts or bytes (binary messages) (raw websocket)."""
         queue = self._state.take_queue(self._loop.time())
         if self._timer is None:
             self._schedule()
@@ -509,8 +574,8 @@ class Session:
             receiver.wake()
         self._after_change()
 
-    def deliver(self, messages: Iterable[str]) -> None:
-        """Client messages arrived (dropped once the session is closed)."""
+    def deliver(self, messages: Iterable[str | bytes]) -> None:
+        """Client messages arrived (dropped once the session is closed); bytes only on binary sessions."""
         if self._state.closed_for_app:
             return
         inbox = self._inbox

@@ -18,6 +18,7 @@ answered with it until the session expires (sockjs-protocol, HandlingClose).
 from __future__ import annotations
 
 from enum import Enum, IntEnum
+from typing import cast
 
 from .framing import HEARTBEAT_FRAME, OPEN_FRAME, close_frame, messages_frame
 
@@ -134,7 +135,8 @@ class SessionState:
         self.disconnect_delay = disconnect_delay
         self.max_queue_bytes = max_queue_bytes
         self.max_queue_messages = max_queue_messages
-        self._queue: list[str] = []
+        # Text messages; raw websocket sessions may also queue bytes (binary messages).
+        self._queue: list[str | bytes] = []
         self._queue_bytes = 0
         self._open_pending = False
         self._heartbeat_due = False
@@ -231,7 +233,7 @@ class SessionState:
             self._set_close(CloseCode.INTERRUPTED, CLOSE_REASONS[CloseCode.INTERRUPTED])
             self._transition(Event.INTERRUPT)
 
-    def push(self, encoded: str) -> bool:
+    def push(self, encoded: str | bytes) -> bool:
         """Queue one message (already JSON-encoded). Returns False when it did not fit.
 
         A client that does not read must not make the server hold unbounded
@@ -295,7 +297,8 @@ class SessionState:
             self._open_pending = False
             frame = OPEN_FRAME
         elif self._queue:
-            frame = messages_frame(self._queue)
+            # Only raw websocket sessions queue bytes, and they never ask for frames.
+            frame = messages_frame(cast("list[str]", self._queue))
             self._queue = []
             self._queue_bytes = 0
         elif self.state is State.CLOSING and self._close_frame is not None:
@@ -322,7 +325,7 @@ class SessionState:
         """A frame went out without :meth:`next_frame` (the direct path): the heartbeat waits."""
         self._heartbeat_at = now + self.heartbeat_delay
 
-    def take_queue(self, now: float) -> list[str]:
+    def take_queue(self, now: float) -> list[str | bytes]:
         """Everything queued, unframed (the raw websocket sends messages as they are)."""
         queue = self._queue
         self._queue = []

@@ -40,11 +40,18 @@ def _handshake_error(request: web.Request, endpoint: Endpoint) -> web.StreamResp
     return None
 
 
-async def _accept(request: web.Request, endpoint: Endpoint, **kwargs: object) -> web.WebSocketResponse | web.StreamResponse:
+async def _accept(
+    request: web.Request, endpoint: Endpoint, subprotocol: str | None = None, **kwargs: object
+) -> web.WebSocketResponse | web.StreamResponse:
     error = _handshake_error(request, endpoint)
     if error is not None:
         return error
-    ws = web.WebSocketResponse(max_msg_size=endpoint.options.max_message_size, **kwargs)  # type: ignore[arg-type]
+    # aiohttp picks in the client's order and reads only the first header: pass only the
+    # one selected, and answer it ourselves (RFC 6455 allows the offer in several headers).
+    protocols = (subprotocol,) if subprotocol is not None else ()
+    ws = web.WebSocketResponse(max_msg_size=endpoint.options.max_message_size, protocols=protocols, **kwargs)  # type: ignore[arg-type]
+    if subprotocol is not None:
+        ws.headers["Sec-WebSocket-Protocol"] = subprotocol
     if not ws.can_prepare(request).ok:
         return error_response(request, endpoint.options, 400, "Not a valid websocket request.", cors=False)
     await ws.prepare(request)
@@ -112,6 +119,9 @@ async def _serve(
                 if messages:
                     session.deliver(messages)
                     await session.drained()
+            elif msg.type is WSMsgType.BINARY and session.binary:
+                session.deliver((msg.data,))
+                await session.drained()
             elif msg.type is WSMsgType.BINARY:
                 close_code = WSCloseCode.UNSUPPORTED_DATA
                 await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"Binary frames are not supported.")
@@ -146,11 +156,15 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     """Plain websocket, no SockJS framing: one websocket message is one message.
 
     No ``h`` frames here, so websocket pings every ``heartbeat_delay`` find dead peers.
+    The handler's :class:`~sockjs_server.options.WebsocketProfile` selects the
+    subprotocol and whether binary messages are carried (else they close with 1003).
     """
-    ws = await _accept(request, endpoint, heartbeat=endpoint.options.heartbeat_delay)
+    offered = [name for header in request.headers.getall("Sec-WebSocket-Protocol", ()) for name in header.split(",")]
+    subprotocol = endpoint.websocket_profile.select(offered)
+    ws = await _accept(request, endpoint, subprotocol, heartbeat=endpoint.options.heartbeat_delay)
     if not isinstance(ws, web.WebSocketResponse):
         return ws
-    session = endpoint.new_session(request, "", "websocket-raw", addressable=False, raw=True)
+    session = endpoint.new_session(request, "", "websocket-raw", addressable=False, raw=True, subprotocol=subprotocol)
     await _serve(request, ws, endpoint, session, _decode_raw, _flush_raw)
     return ws
 
@@ -165,6 +179,10 @@ async def _flush_raw(ws: web.WebSocketResponse, session: Session) -> None:
         while True:
             messages = session.take_raw()
             for message in messages:
+                if type(message) is bytes:
+                    await ws.send_bytes(message)
+                    continue
+                assert isinstance(message, str)
                 try:
                     await ws.send_str(message)
                 except UnicodeEncodeError:

@@ -25,6 +25,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
+from sockjs_server.options import WebsocketProfile
+from sockjs_server.session import SessionClosed
+
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
 from .codec import encode_header
@@ -97,19 +100,32 @@ class _Link(Protocol):
 
 
 class _SessionLink:
-    """A SockJS session: each flush is one SockJS message."""
+    """A SockJS session: each flush is one SockJS message.
 
-    text = True
+    On the raw websocket (a binary session) a flush that is valid UTF-8 goes
+    out as a text message, anything else (a binary body) as a binary message:
+    text clients see what RabbitMQ Web-STOMP sends by default, and binary
+    bodies arrive intact as with its ``ws_frame = binary``.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.name = session.transport
+        self.binary = session.binary
+        self.text = not self.binary
         # Fail with a STOMP ERROR well before the SockJS queue limit closes the
         # session with a bare close frame (JSON escaping can inflate the bytes).
         self.capacity: int | None = session.endpoint.options.max_queue_bytes // 2
 
     def write(self, data: bytes) -> None:
-        self.session.send_nowait(data.decode("utf-8"))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            if not self.binary:
+                raise
+            self.session.send_bytes_nowait(data)
+            return
+        self.session.send_nowait(text)
 
     def pending(self) -> int:
         return self.session.queued_bytes
@@ -550,7 +566,11 @@ class _PeerResponder:
 
 
 class StompServer:
-    """STOMP 1.0/1.1/1.2 over SockJS sessions and TCP streams.
+    """STOMP 1.0/1.1/1.2 over SockJS sessions, the raw websocket and TCP streams.
+
+    On the endpoint's raw ``/websocket`` it selects the subprotocols
+    ``v12.stomp``, ``v11.stomp``, ``v10.stomp`` (highest offered first, as
+    RabbitMQ Web-STOMP does) and takes binary websocket messages as STOMP bytes.
 
     ::
 
@@ -574,6 +594,9 @@ class StompServer:
         connected client is gone, whatever the reason (exceptions are logged);
         may be async. Use it to clean up presence and the like.
     """
+
+    #: Read by ``add_endpoint``: the STOMP websocket subprotocols, and binary messages.
+    websocket_profile = WebsocketProfile(("v12.stomp", "v11.stomp", "v10.stomp"), binary=True)
 
     def __init__(
         self,
@@ -630,9 +653,16 @@ class StompServer:
         )
 
         async def chunks() -> AsyncIterator[bytes]:
-            async for text in session:
-                # A lone surrogate (valid JSON, not UTF-8) must reach the parser as bad bytes, not crash.
-                yield text.encode("utf-8", "surrogatepass")
+            while True:
+                try:
+                    data = await session.receive_data()
+                except SessionClosed:
+                    return
+                if isinstance(data, bytes):  # a binary websocket message (raw websocket)
+                    yield data
+                else:
+                    # A lone surrogate (valid JSON, not UTF-8) must reach the parser as bad bytes, not crash.
+                    yield data.encode("utf-8", "surrogatepass")
 
         await _Peer(self, _SessionLink(session), info).serve(chunks())
 
