@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from sockjs_server.options import WebsocketProfile
 from sockjs_server.session import SessionClosed
+from sockjs_server.state import CLOSE_REASONS, CloseCode
 
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
@@ -131,7 +132,11 @@ class _SessionLink:
         return self.session.queued_bytes
 
     def close(self) -> None:
-        self.session.close_nowait()
+        if self.session.transport == "websocket-raw":
+            # A plain websocket whose STOMP connection ended closes normally, as Web-STOMP's do.
+            self.session.close_nowait(CloseCode.NORMAL, CLOSE_REASONS[CloseCode.NORMAL])
+        else:
+            self.session.close_nowait()
 
 
 class _StreamLink:

@@ -107,6 +107,7 @@ async def test_stompjs_under_node_over_the_raw_websocket(aiohttp_server: Any, mo
     heartbeats = events[6]
     assert heartbeats["received"] >= 2 and heartbeats["sent"] >= 2
     assert events[7] == {"event": "disconnected", "receipt": "RECEIPT"}
+    assert events[8] == {"event": "websocket-closed", "code": 1000}
     for _ in range(100):
         if not stomp.connections:
             break

@@ -144,3 +144,16 @@ async def test_invalid_utf8_text_message_closes_with_1007(harness: Any) -> None:
     await pipe.ws._writer.send_frame(b"SEND\ndestination:/topic/x\n\n\xff\x00", aiohttp.WSMsgType.TEXT)  # type: ignore[attr-defined]
     await asyncio.wait_for(client.closed.wait(), TIMEOUT)
     assert pipe.close_frame == 1007
+
+
+async def test_the_websocket_closes_normally_after_disconnect_and_error(harness: Any) -> None:
+    h = await harness()
+    client, pipe = await raw_client(h)
+    await client.connect()
+    await client.disconnect()
+    assert pipe.close_frame == 1000
+    client, pipe = await raw_client(h)
+    await client.connect()
+    await client.send_frame("SUBSCRIBE", {"id": "x"})  # no destination
+    await client.expect_error()
+    assert pipe.close_frame == 1000
