@@ -419,9 +419,16 @@ class Session:
         while True:
             inbox = self._inbox
             if inbox:
-                if type(inbox[0]) is not str:
+                message = inbox.popleft()
+                if type(message) is not str:
+                    inbox.appendleft(message)  # stays unread for receive_data()
                     raise TypeError("the next message is binary: read it with Session.receive_data()")
-                return self._pop(inbox)  # type: ignore[return-value]
+                drain = self._drain
+                if drain is not None and len(inbox) <= self._max_inbox // 2:
+                    self._drain = None
+                    if not drain.done():
+                        drain.set_result(None)
+                return message
             if self._state.closed_for_app:
                 raise SessionClosed(self.id)
             await self._wait_message()
