@@ -431,7 +431,13 @@ class Session:
                 return message
             if self._state.closed_for_app:
                 raise SessionClosed(self.id)
-            await self._wait_message()
+            # Inline (not _wait_message): this is every ping-pong message's path.
+            reader = self._loop.create_future()
+            self._reader = reader
+            try:
+                await reader
+            finally:
+                self._reader = None
 
     async def receive_data(self) -> str | bytes:
         """The next client message, ``bytes`` for a binary websocket message (only on

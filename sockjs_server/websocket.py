@@ -179,10 +179,9 @@ async def _flush_raw(ws: web.WebSocketResponse, session: Session) -> None:
         while True:
             messages = session.take_raw()
             for message in messages:
-                if type(message) is bytes:
+                if isinstance(message, bytes):
                     await ws.send_bytes(message)
                     continue
-                assert isinstance(message, str)
                 try:
                     await ws.send_str(message)
                 except UnicodeEncodeError:
