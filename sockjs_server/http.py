@@ -14,6 +14,8 @@ from .options import Options
 
 __all__ = [
     "NO_CACHE",
+    "NOSNIFF",
+    "abort_connection",
     "cached_for_a_year",
     "cors_headers",
     "error_response",
@@ -27,6 +29,9 @@ ONE_YEAR = 31536000
 
 NO_CACHE: dict[str, str] = {"Cache-Control": "no-store, no-cache, no-transform, must-revalidate, max-age=0"}
 """sockjs-protocol: private data requested with GET must never be cached."""
+
+NOSNIFF: dict[str, str] = {"X-Content-Type-Options": "nosniff"}
+"""On script and HTML responses: a browser must not guess another type for what a client controls."""
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"
 
@@ -104,3 +109,10 @@ def error_response(
 def method_not_allowed(allow: str) -> web.Response:
     """sockjs-protocol: 405 with an ``Allow`` header and neither body nor content type."""
     return web.Response(status=405, headers={"Allow": allow})
+
+
+def abort_connection(request: web.BaseRequest) -> None:
+    """Drop the request's connection without flushing (its client stopped reading)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()

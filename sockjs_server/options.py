@@ -40,16 +40,27 @@ class Options:
     disabled_transports: Collection[str] = field(default_factory=frozenset)
     """Transport names to refuse with 404 (see :data:`TRANSPORTS`)."""
     max_message_size: int = 1 * MIB
-    """Largest websocket message accepted from a client (bigger: close 1009)."""
+    """Largest websocket message accepted from a client, in bytes; a message of exactly this
+    size is accepted, a bigger one closes the websocket with 1009."""
+    max_messages_per_frame: int = 100_000
+    """Most messages one websocket message (a JSON array) may carry (more: close 1009)."""
     max_request_size: int = 1 * MIB
     """Largest ``xhr_send``/``jsonp_send`` body accepted (bigger: 413)."""
     max_messages_per_request: int = 10_000
     """Most messages one ``xhr_send``/``jsonp_send`` body may carry (more: 413)."""
     max_queue_bytes: int = 1 * MIB
-    """Bytes of outgoing messages a session may hold for a client that does not read; over it the
-    queue is dropped and the session closed with ``c[3001,"Send queue overflow"]``."""
+    """Hard limit on the bytes of outgoing messages a session holds; over it (only reachable with
+    ``send_nowait`` or broadcasts) the queue is dropped and the session closed with
+    ``c[3001,"Send queue overflow"]``."""
     max_queue_messages: int = 10_000
-    """Outgoing messages a session may hold for a client that does not read (same closing rule)."""
+    """Hard limit on the outgoing messages a session holds (same closing rule)."""
+    send_high_water: int = 256 * KIB
+    """``await session.send()`` waits while this many bytes are queued for the client, until it takes them."""
+    send_high_water_messages: int = 1_000
+    """``await session.send()`` also waits while this many messages are queued."""
+    send_timeout: float = 10.0
+    """A client that takes nothing for this long while frames wait for it is not reading: its session
+    is closed with ``c[3001,"Slow consumer"]`` and its connection dropped."""
     max_receive_queue: int = 1_000
     """Client messages buffered for a handler that has not read them yet; over it the transport
     stops reading from the client (back-pressure) until the handler catches up."""
@@ -57,7 +68,7 @@ class Options:
     """How long a handler may keep running after its session closed before it is cancelled."""
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_delay", "disconnect_delay", "close_timeout"):
+        for name in ("heartbeat_delay", "disconnect_delay", "close_timeout", "send_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in (
@@ -65,8 +76,11 @@ class Options:
             "max_message_size",
             "max_request_size",
             "max_messages_per_request",
+            "max_messages_per_frame",
             "max_queue_bytes",
             "max_queue_messages",
+            "send_high_water",
+            "send_high_water_messages",
             "max_receive_queue",
         ):
             if getattr(self, name) < 1:

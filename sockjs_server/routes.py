@@ -67,6 +67,7 @@ def add_endpoint(
         raise ValueError(f"a SockJS endpoint is already mounted at {prefix!r}")
     endpoints.append(endpoint)
     register_routes(app, endpoint)
+    websocket.quiet_hixie76_refusals()
     app.cleanup_ctx.append(endpoint.run)
     app.on_shutdown.append(endpoint.shutdown)
     return endpoint

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from http.cookies import CookieError, SimpleCookie
@@ -85,7 +85,9 @@ class Receiver:
     extra task switch and an idle websocket session holds no writer task.
     """
 
-    __slots__ = ("_alive", "_wakeup", "_loop", "_flush", "_queue", "_congested", "flushing", "_task", "write")
+    __slots__ = (
+        "_alive", "_wakeup", "_loop", "_flush", "_queue", "_congested", "flushing", "_task", "write", "_abort"
+    )
 
     def __init__(
         self,
@@ -95,9 +97,11 @@ class Receiver:
         queue: FlushQueue | None = None,
         congested: Callable[[], bool] | None = None,
         write: Callable[[str], Awaitable[None]] | None = None,
+        abort: Callable[[], None] | None = None,
     ) -> None:
         #: Writes one frame directly (websockets); ``None`` for HTTP receivers.
         self.write = write
+        self._abort = abort
         self._alive = alive
         self._wakeup: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -113,6 +117,11 @@ class Receiver:
 
     def alive(self) -> bool:
         return self._alive is None or self._alive()
+
+    def abort(self) -> None:
+        """Drop the connection at once (its client stopped reading: a pending write may never end)."""
+        if self._abort is not None:
+            self._abort()
 
     def wake(self) -> None:
         if self._flush is not None:
@@ -234,6 +243,7 @@ class Session:
         "_max_inbox",
         "_reader",
         "_drain",
+        "_writable",
         "_receiver",
         "_timer",
         "_timer_at",
@@ -274,11 +284,15 @@ class Session:
             disconnect_delay=options.disconnect_delay,
             max_queue_bytes=options.max_queue_bytes,
             max_queue_messages=options.max_queue_messages,
+            high_water_bytes=options.send_high_water,
+            high_water_messages=options.send_high_water_messages,
+            send_timeout=options.send_timeout,
         )
         self._inbox: deque[str | bytes] = _NO_MESSAGES  # a real deque once something arrives
         self._max_inbox = options.max_receive_queue
         self._reader: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
         self._receiver: Receiver | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -337,9 +351,10 @@ class Session:
     def send_nowait(self, message: str) -> None:
         """Queue ``message`` for the client; ignored once the session is closed.
 
-        Never blocks: a client that does not read gets its session closed with
+        Never blocks, never waits for the client: the session is closed with
         ``c[3001,"Send queue overflow"]`` once ``max_queue_bytes`` or
-        ``max_queue_messages`` is exceeded.
+        ``max_queue_messages`` is exceeded. Prefer :meth:`send` where the
+        sender can wait.
         """
         if self._state.closed_for_app:
             return
@@ -348,8 +363,11 @@ class Session:
         self.push_encoded(message if self._raw else encode_message(message))
 
     async def send(self, message: str) -> None:
-        """Queue ``message`` for the client (see :meth:`send_nowait`).
+        """Queue ``message`` for the client, waiting first while the queue is above
+        ``send_high_water``/``send_high_water_messages`` (back-pressure).
 
+        A client that reads, however slowly, is never closed for it; one that
+        takes nothing for ``send_timeout`` is (``c[3001,"Slow consumer"]``).
         On a websocket, once the handler has read every client message, the
         message is written at once from the caller's task (which then waits
         while the client's connection is congested); before that, replies are
@@ -357,7 +375,15 @@ class Session:
         """
         receiver = self._receiver
         if receiver is None or receiver.write is None or receiver.flushing or self._inbox:
-            self.send_nowait(message)
+            state = self._state
+            if state.closed_for_app:
+                return
+            if type(message) is not str:
+                raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+            encoded = message if self._raw else encode_message(message)
+            if state.must_wait(len(encoded)):
+                await self._writable_again(len(encoded))
+            self.push_encoded(encoded)
             return
         state = self._state
         if self._raw or not state.direct_write_ok():
@@ -401,6 +427,8 @@ class Session:
         when nothing else is pending (see :meth:`send`)."""
         receiver = self._receiver
         if receiver is None or receiver.write is None or receiver.flushing or self._inbox:
+            if self._state.must_wait(len(data)) and not self._state.closed_for_app:
+                await self._writable_again(len(data))  # back-pressure, as in send()
             self.send_bytes_nowait(data)
             return
         receiver.flushing = True  # no background flush: this task writes
@@ -409,6 +437,22 @@ class Session:
         finally:
             receiver.flushing = False
         await receiver.flush_now()
+
+    async def _writable_again(self, size: int) -> None:
+        """Wait until the client took the queue (or the session closed)."""
+        state = self._state
+        while state.must_wait(size) and not state.closed_for_app:
+            writable = self._writable
+            if writable is None:
+                writable = self._writable = self._loop.create_future()
+            await writable
+
+    def _taken(self) -> None:
+        writable = self._writable
+        if writable is not None:
+            self._writable = None
+            if not writable.done():
+                writable.set_result(None)
 
     async def receive(self) -> str:
         """The next client message; raises :class:`SessionClosed` once closed and drained.
@@ -506,7 +550,7 @@ class Session:
         """Queue a message already encoded with :func:`~sockjs_server.framing.encode_message`
         (raw websocket sessions take the plain text, or bytes for a binary message).
         Broadcasts encode once and call this."""
-        if not self._state.push(encoded):
+        if not self._state.push(encoded, self._loop.time()):
             self._log.warning("send queue overflow, closing")
         self._after_change()
 
@@ -535,15 +579,19 @@ class Session:
     def next_frame(self) -> str | None:
         """The next frame for the attached receiver, or ``None``."""
         frame = self._state.next_frame(self._loop.time())
-        if self._timer is None and frame is not None:
+        if frame is not None:
+            # The next heartbeat may now be due before the armed timer (a take deadline).
             self._schedule()
+            if self._writable is not None:
+                self._taken()
         return frame
 
     def take_raw(self) -> list[str | bytes]:
         """Everything queued, as plain texts or bytes (binary messages) (raw websocket)."""
         queue = self._state.take_queue(self._loop.time())
-        if self._timer is None:
-            self._schedule()
+        self._schedule()
+        if self._writable is not None:
+            self._taken()
         return queue
 
     async def wait_frame(self, receiver: Receiver) -> None:
@@ -586,6 +634,22 @@ class Session:
         if receiver is not None:
             receiver.wake()
         self._after_change()
+
+    async def deliver_all(self, messages: Sequence[str | bytes]) -> None:
+        """Hand client messages to the handler in slices of ``max_receive_queue``,
+        waiting while it is behind and yielding between slices, so that one big
+        frame or request never holds the event loop (or other sessions) for long."""
+        step = self._max_inbox
+        if len(messages) <= step:
+            self.deliver(messages)
+            await self.drained()
+            return
+        for start in range(0, len(messages), step):
+            if self._state.closed_for_app:
+                return
+            self.deliver(messages[start : start + step])
+            await self.drained()
+            await asyncio.sleep(0)
 
     def deliver(self, messages: Iterable[str | bytes]) -> None:
         """Client messages arrived (dropped once the session is closed); bytes only on binary sessions."""
@@ -648,7 +712,7 @@ class Session:
         if logger.isEnabledFor(logging.DEBUG):
             self._log.debug("closed: %s %s", self._state.close_code, self._state.close_reason)
         self._wake_receiver()
-        for waiter in (self._reader, self._drain):
+        for waiter in (self._reader, self._drain, self._writable):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
         task = self._task
@@ -680,7 +744,15 @@ class Session:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._state.tick(self._loop.time())
+        state = self._state
+        was_open = not state.closed_for_app
+        state.tick(self._loop.time())
+        if was_open and state.slow_consumer:
+            self._log.warning("client took nothing for %s s, closing as a slow consumer", state.send_timeout)
+            receiver = self._receiver
+            if receiver is not None:
+                # Its pending write may never end: drop the connection.
+                receiver.abort()
         self._after_change()
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "CloseCode",
     "Event",
     "IllegalTransition",
+    "SLOW_CONSUMER_REASON",
     "SessionState",
     "State",
     "TRANSITIONS",
@@ -43,6 +44,7 @@ class CloseCode(IntEnum):
     ANOTHER_CONNECTION = 2010
     GO_AWAY = 3000
     QUEUE_OVERFLOW = 3001
+    """The send queue hit its hard limit, or the client took nothing from it for ``send_timeout``."""
 
 
 CLOSE_REASONS: dict[int, str] = {
@@ -54,6 +56,9 @@ CLOSE_REASONS: dict[int, str] = {
     CloseCode.GO_AWAY: "Go away!",
     CloseCode.QUEUE_OVERFLOW: "Send queue overflow",
 }
+
+SLOW_CONSUMER_REASON = "Slow consumer"
+"""Reason of the 3001 close of a session whose client took nothing for ``send_timeout``."""
 
 ANOTHER_CONNECTION_FRAME = close_frame(CloseCode.ANOTHER_CONNECTION, CLOSE_REASONS[CloseCode.ANOTHER_CONNECTION])
 
@@ -109,6 +114,11 @@ class SessionState:
         "disconnect_delay",
         "max_queue_bytes",
         "max_queue_messages",
+        "high_water_bytes",
+        "high_water_messages",
+        "send_timeout",
+        "slow_consumer",
+        "_take_deadline",
         "_queue",
         "_queue_bytes",
         "_open_pending",
@@ -129,12 +139,23 @@ class SessionState:
         disconnect_delay: float,
         max_queue_bytes: int,
         max_queue_messages: int,
+        high_water_bytes: int | None = None,
+        high_water_messages: int | None = None,
+        send_timeout: float = 10.0,
     ) -> None:
         self.state = State.CONNECTING
         self.heartbeat_delay = heartbeat_delay
         self.disconnect_delay = disconnect_delay
         self.max_queue_bytes = max_queue_bytes
         self.max_queue_messages = max_queue_messages
+        # A waiting sender stops at the high-water marks, never at the hard limits.
+        self.high_water_bytes = min(max_queue_bytes, high_water_bytes or max_queue_bytes)
+        self.high_water_messages = min(max_queue_messages, high_water_messages or max_queue_messages)
+        self.send_timeout = send_timeout
+        #: Set when the session was closed because its client took nothing for ``send_timeout``.
+        self.slow_consumer = False
+        # While attached: when the client must have taken what is waiting for it.
+        self._take_deadline: float | None = None
         # Text messages; raw websocket sessions may also queue bytes (binary messages).
         self._queue: list[str | bytes] = []
         self._queue_bytes = 0
@@ -172,6 +193,20 @@ class SessionState:
         """Whether the application should see the session as closed."""
         return self.state is State.CLOSING or self.state is State.CLOSED
 
+    def must_wait(self, size: int) -> bool:
+        """Whether a sender that can wait should wait for the client to take the queue
+        before adding a message of ``size`` bytes: the queue is at a high-water mark, or
+        the message would not fit under the hard limit (an empty queue never waits)."""
+        queue = self._queue
+        if not queue:
+            return False
+        queued = self._queue_bytes
+        return (
+            len(queue) >= self.high_water_messages
+            or queued >= self.high_water_bytes
+            or queued + size > self.max_queue_bytes
+        )
+
     def has_frame(self) -> bool:
         """Whether :meth:`next_frame` would return a frame now."""
         return bool(
@@ -187,7 +222,11 @@ class SessionState:
             return None
         if self._attached:
             # A due heartbeat waits for the receiver, not for a timer.
-            return None if self._heartbeat_due else self._heartbeat_at
+            heartbeat = None if self._heartbeat_due else self._heartbeat_at
+            take = self._take_deadline
+            if take is None:
+                return heartbeat
+            return take if heartbeat is None or take < heartbeat else heartbeat
         return self._expire_at
 
     # -- events ----------------------------------------------------------
@@ -214,6 +253,8 @@ class SessionState:
         self._attached = True
         self._heartbeat_due = False
         self._heartbeat_at = now + self.heartbeat_delay
+        # What waited for a receiver is owed by this one from now on.
+        self._take_deadline = now + self.send_timeout if self._queue else None
         return Attach.ACCEPTED
 
     def detach(self, now: float, *, interrupted: bool = False) -> None:
@@ -233,22 +274,26 @@ class SessionState:
             self._set_close(CloseCode.INTERRUPTED, CLOSE_REASONS[CloseCode.INTERRUPTED])
             self._transition(Event.INTERRUPT)
 
-    def push(self, encoded: str | bytes) -> bool:
+    def push(self, encoded: str | bytes, now: float) -> bool:
         """Queue one message (already JSON-encoded). Returns False when it did not fit.
 
         A client that does not read must not make the server hold unbounded
         memory: over ``max_queue_bytes``/``max_queue_messages`` the queue is
-        dropped and the session is closed with ``QUEUE_OVERFLOW``.
+        dropped and the session is closed with ``QUEUE_OVERFLOW``. Senders that
+        can wait stop at the high-water marks first (:meth:`above_high_water`).
         """
         if self.state is not State.OPEN and self.state is not State.CONNECTING:
             return True
         size = len(encoded)
-        if self._queue_bytes + size > self.max_queue_bytes or len(self._queue) >= self.max_queue_messages:
-            self._queue.clear()
+        queue = self._queue
+        if self._queue_bytes + size > self.max_queue_bytes or len(queue) >= self.max_queue_messages:
+            queue.clear()
             self._queue_bytes = 0
             self.close(CloseCode.QUEUE_OVERFLOW, CLOSE_REASONS[CloseCode.QUEUE_OVERFLOW])
             return False
-        self._queue.append(encoded)
+        if not queue and self._take_deadline is None:
+            self._take_deadline = now + self.send_timeout
+        queue.append(encoded)
         self._queue_bytes += size
         return True
 
@@ -274,8 +319,20 @@ class SessionState:
         if self.state is State.CLOSED:
             return False
         if self._attached:
+            take = self._take_deadline
+            if take is not None and now >= take and self.state is State.OPEN:
+                # Spring's send-time limit: the client has taken nothing for
+                # send_timeout although something was waiting; it is not reading.
+                self._queue.clear()
+                self._queue_bytes = 0
+                self._take_deadline = None
+                self.slow_consumer = True
+                self.close(CloseCode.QUEUE_OVERFLOW, SLOW_CONSUMER_REASON)
+                return False
             if now >= self._heartbeat_at and not self._heartbeat_due:
                 self._heartbeat_due = True
+                if take is None:
+                    self._take_deadline = now + self.send_timeout
             return False
         if now >= self._expire_at:
             if self._close_code is None:
@@ -309,6 +366,7 @@ class SessionState:
             return None
         self._heartbeat_due = False
         self._heartbeat_at = now + self.heartbeat_delay
+        self._take_deadline = None
         return frame
 
     def direct_write_ok(self) -> bool:
@@ -333,6 +391,7 @@ class SessionState:
         self._open_pending = False
         self._heartbeat_due = False
         self._heartbeat_at = now + self.heartbeat_delay
+        self._take_deadline = None
         return queue
 
     def _set_close(self, code: int, reason: str) -> None:

@@ -10,7 +10,7 @@ import secrets
 from aiohttp import web
 
 from .endpoint import Endpoint
-from .http import NO_CACHE, TEXT_PLAIN, cached_for_a_year, cors_headers
+from .http import NO_CACHE, NOSNIFF, TEXT_PLAIN, cached_for_a_year, cors_headers
 
 __all__ = ["GREETING", "IframePage", "greeting", "info"]
 
@@ -66,4 +66,5 @@ class IframePage:
         headers = cached_for_a_year()
         headers["ETag"] = self.etag
         headers["Content-Type"] = "text/html; charset=UTF-8"
+        headers.update(NOSNIFF)
         return web.Response(body=self.body, headers=headers)

@@ -7,6 +7,7 @@ and detaches; all protocol decisions stay in the session state machine.
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 from .endpoint import Endpoint
 from .envelopes import CallbackError, Envelope, TransportKind, validate_callback
 from .framing import EMPTY_PAYLOAD, PayloadError, decode_payload
-from .http import NO_CACHE, TEXT_PLAIN, cors_headers, error_response, set_session_cookie
+from .http import NO_CACHE, NOSNIFF, TEXT_PLAIN, abort_connection, cors_headers, error_response, set_session_cookie
 from .session import Receiver, Session
 from .state import ANOTHER_CONNECTION_FRAME, Attach
 
@@ -50,8 +51,9 @@ async def receive(request: web.Request, endpoint: Endpoint, session_id: str, env
     session = _open_session(request, endpoint, session_id, envelope.name)
     headers = cors_headers(request, options)
     headers.update(NO_CACHE)
+    headers.update(NOSNIFF)
     headers["Content-Type"] = envelope.content_type
-    receiver = Receiver(lambda: _alive(request))
+    receiver = Receiver(lambda: _alive(request), abort=partial(abort_connection, request))
     attached = session.attach(receiver) is Attach.ACCEPTED
     if envelope.kind is TransportKind.POLLING:
         if attached:
@@ -168,8 +170,7 @@ async def send(request: web.Request, endpoint: Endpoint, session_id: str, form: 
     except ValueError:
         return error_response(request, options, 500, EMPTY_PAYLOAD)
     if messages:
-        session.deliver(messages)
-        await session.drained()
+        await session.deliver_all(messages)
     headers = cors_headers(request, options)
     headers.update(NO_CACHE)
     headers["Content-Type"] = TEXT_PLAIN

@@ -1,4 +1,8 @@
-"""The websocket transports: SockJS-framed ``/<server>/<session>/websocket`` and raw ``/websocket``."""
+"""The websocket transports: SockJS-framed ``/<server>/<session>/websocket`` and raw ``/websocket``.
+
+Only RFC 6455 websockets: the hixie-76 draft (unmasked frames, a handshake
+with a body of unknown length) is refused with 400 on purpose.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,15 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.client_exceptions import ClientConnectionResetError
+from aiohttp.http_exceptions import InvalidHeader
 
 from .endpoint import Endpoint
 from .framing import PayloadError, decode_payload
-from .http import error_response, origin_allowed
+from .http import abort_connection, error_response, origin_allowed
 from .session import Receiver, Session
 from .state import CloseCode
 
-__all__ = ["websocket", "raw_websocket"]
+__all__ = ["forbidden_close_code", "quiet_hixie76_refusals", "raw_websocket", "websocket"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +35,10 @@ def _handshake_error(request: web.Request, endpoint: Endpoint) -> web.StreamResp
     if not origin_allowed(request, options):
         # Cross-site websocket hijacking: browsers always send Origin on websocket handshakes.
         return error_response(request, options, 403, "Origin not allowed.", cors=False)
-    if request.headers.get("Upgrade", "").lower() != "websocket":
+    upgrade = request.headers.getall("Upgrade", ())
+    if len(upgrade) != 1 or upgrade[0].strip().lower() != "websocket":
+        # One Upgrade header naming websocket alone: a proxy and this server must
+        # not disagree on which protocol the connection switches to.
         return error_response(request, options, 400, 'Can "Upgrade" only to "WebSocket".', cors=False)
     connection = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}
     if "upgrade" not in connection:
@@ -49,7 +57,13 @@ async def _accept(
     # aiohttp picks in the client's order and reads only the first header: pass only the
     # one selected, and answer it ourselves (RFC 6455 allows the offer in several headers).
     protocols = (subprotocol,) if subprotocol is not None else ()
-    ws = web.WebSocketResponse(max_msg_size=endpoint.options.max_message_size, protocols=protocols, **kwargs)  # type: ignore[arg-type]
+    # aiohttp refuses a message of exactly max_msg_size; ours is accepted (README: "bigger closes").
+    ws = web.WebSocketResponse(
+        max_msg_size=endpoint.options.max_message_size + 1,
+        protocols=protocols,
+        autoclose=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
     if subprotocol is not None:
         ws.headers["Sec-WebSocket-Protocol"] = subprotocol
     if not ws.can_prepare(request).ok:
@@ -64,7 +78,8 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = endpoint.new_session(request, session_id, "websocket", addressable=False)
-    await _serve(request, ws, endpoint, session, _decode_framed, _flush_frames)
+    decode = partial(_decode_framed, max_messages=endpoint.options.max_messages_per_frame)
+    await _serve(request, ws, endpoint, session, decode, _flush_frames)
     return ws
 
 
@@ -77,10 +92,53 @@ def _congested(request: web.Request) -> bool:
     return transport is None or transport.get_write_buffer_size() > CONGESTED
 
 
-def _decode_framed(data: str) -> list[str]:
+def _decode_framed(data: str, max_messages: int) -> list[str]:
     if not data:
         return []  # sockjs-protocol, Websocket: "Server must ignore empty messages."
-    return decode_payload(data, allow_single=True)
+    return decode_payload(data, allow_single=True, max_messages=max_messages)
+
+
+def forbidden_close_code(code: int) -> bool:
+    """Whether a client's close frame carries a code RFC 6455 forbids on the wire.
+
+    RFC 6455 7.4: 1004-1006 and 1015 are reserved or "MUST NOT be set as a
+    status code in a Close control frame"; below 1000 and 1016-2999 are not
+    assigned; 3000-4999 are for libraries and applications. (0: no code given.)
+    """
+    if code == 0:
+        return False
+    return code < 1000 or 1004 <= code <= 1006 or 1015 <= code <= 2999 or code >= 5000
+
+
+class _QuietHixie76(logging.Filter):
+    """aiohttp refuses a hixie-76 handshake (``Sec-WebSocket-Key1``) with 400 in its
+    parser and logs an ERROR with a traceback for each, which any client can trigger:
+    keep the 400, log one DEBUG line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        error = info[1] if info else None
+        if not isinstance(error, InvalidHeader) or "Sec-WebSocket-Key1" not in str(error):
+            return True
+        if not logger.isEnabledFor(logging.DEBUG):
+            return False
+        record.msg = "refused a hixie-76 websocket handshake (unsupported): %s"
+        record.args = (getattr(error, "message", str(error)),)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno = logging.DEBUG
+        record.levelname = "DEBUG"
+        return True
+
+
+_HIXIE76_FILTER = _QuietHixie76()
+
+
+def quiet_hixie76_refusals() -> None:
+    """Install the filter on aiohttp's server logger (once per process)."""
+    server_logger = logging.getLogger("aiohttp.server")
+    if _HIXIE76_FILTER not in server_logger.filters:
+        server_logger.addFilter(_HIXIE76_FILTER)
 
 
 def _decode_raw(data: str) -> list[str]:
@@ -102,12 +160,14 @@ async def _serve(
         queue=endpoint.flush_queue,
         congested=partial(_congested, request),
         write=ws.send_str,
+        abort=partial(abort_connection, request),
     )
     session.attach(receiver)
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
     try:
-        async for msg in ws:
+        while True:
+            msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
                 try:
                     messages = decode(msg.data)
@@ -117,8 +177,17 @@ async def _serve(
                     await ws.close(code=close_code, message=error.close_reason.encode())
                     break
                 if messages:
-                    session.deliver(messages)
-                    await session.drained()
+                    await session.deliver_all(messages)
+            elif msg.type is WSMsgType.CLOSE:
+                # Answered here, not by aiohttp, which echoes 1000 to codes RFC 6455 forbids.
+                if forbidden_close_code(msg.data):
+                    close_code = WSCloseCode.PROTOCOL_ERROR
+                    await ws.close(code=close_code, message=b"Invalid close code.", drain=False)
+                else:
+                    await ws.close(drain=False)
+                break
+            elif msg.type is WSMsgType.CLOSING or msg.type is WSMsgType.CLOSED:
+                break
             elif msg.type is WSMsgType.BINARY and session.binary:
                 session.deliver((msg.data,))
                 await session.drained()

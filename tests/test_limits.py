@@ -11,6 +11,7 @@ import pytest
 
 from sockjs_client import (
     OPEN,
+    UNIT,
     RawHTTP,
     Recorder,
     Serve,
@@ -102,7 +103,7 @@ async def test_slow_upload_does_not_hold_up_other_sessions(serve: Serve) -> None
 async def test_queue_overflow_by_messages_closes_with_3001(serve: Serve) -> None:
     async def chatty(session: Session) -> None:
         for i in range(10):
-            await session.send(str(i))
+            session.send_nowait(str(i))  # never waits: the hard limit applies
         await session.wait_closed()
 
     served = await serve(chatty, max_queue_messages=5)
@@ -113,8 +114,8 @@ async def test_queue_overflow_by_messages_closes_with_3001(serve: Serve) -> None
 
 async def test_queue_overflow_by_bytes_closes_with_3001(serve: Serve) -> None:
     async def chatty(session: Session) -> None:
-        await session.send("x" * 60)
-        await session.send("y" * 60)
+        session.send_nowait("x" * 60)
+        session.send_nowait("y" * 60)
         await session.wait_closed()
 
     served = await serve(chatty, max_queue_bytes=100)
@@ -148,7 +149,8 @@ async def test_client_that_never_reads_is_closed_and_others_are_unaffected(serve
             async for message in session:
                 await session.send(message)
 
-    served = await serve(handler, max_queue_bytes=100_000, response_limit=1 << 30)
+    # await send() waits at the high-water mark; a client that takes nothing for send_timeout is closed.
+    served = await serve(handler, max_queue_bytes=100_000, response_limit=1 << 30, send_timeout=5 * UNIT)
     async with await RawHTTP.connect(served.host, served.port) as conn:
         sock = conn.writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -162,7 +164,8 @@ async def test_client_that_never_reads_is_closed_and_others_are_unaffected(serve
         assert (await served.client.xhr_send(other, "hi")).status == 204
         assert await served.client.xhr_frame(other) == messages("hi")
         session = await bounded(flooded)
-        assert (session.close_code, session.close_reason) == (3001, "Send queue overflow")
+        assert (session.close_code, session.close_reason) == (3001, "Slow consumer")
+        assert session.queued_bytes == 0
     assert (await served.client.xhr_send(other, "still")).status == 204
     assert await served.client.xhr_frame(other) == messages("still")
 

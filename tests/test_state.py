@@ -131,7 +131,7 @@ def test_session_never_attached_expires() -> None:
 def test_queued_messages_go_out_as_one_batch_in_order() -> None:
     state = opened()
     for text in ("a", "b", "c"):
-        assert state.push(encode_message(text))
+        assert state.push(encode_message(text), 0.0)
     assert state.has_frame()
     assert state.next_frame(T0) == 'a["a","b","c"]'
     assert state.next_frame(T0) is None
@@ -140,8 +140,8 @@ def test_queued_messages_go_out_as_one_batch_in_order() -> None:
 def test_messages_wait_for_the_next_receiver() -> None:
     state = opened()
     state.detach(T0 + 1)
-    state.push(encode_message("x"))
-    state.push(encode_message("y"))
+    state.push(encode_message("x"), 0.0)
+    state.push(encode_message("y"), 0.0)
     assert state.attach(T0 + 2) is Attach.ACCEPTED
     assert drain(state, T0 + 2) == ['a["x","y"]']
 
@@ -162,7 +162,7 @@ def test_heartbeat_when_nothing_was_sent_for_heartbeat_delay() -> None:
 
 def test_any_frame_postpones_the_heartbeat() -> None:
     state = opened(T0)
-    state.push(encode_message("x"))
+    state.push(encode_message("x"), 0.0)
     assert state.next_frame(T0 + 4) == 'a["x"]'
     assert state.next_deadline() == T0 + 4 + HEARTBEAT
     state.tick(T0 + HEARTBEAT)
@@ -238,7 +238,7 @@ def test_detach_without_a_receiver_changes_nothing() -> None:
 
 def test_close_delivers_queued_messages_first_then_replays_the_close_frame() -> None:
     state = opened(T0)
-    state.push(encode_message("last"))
+    state.push(encode_message("last"), 0.0)
     state.close(3000, "Go away!")
     assert state.state is State.CLOSING
     assert state.closed_for_app
@@ -263,7 +263,7 @@ def test_closing_session_expires_after_disconnect_delay() -> None:
 def test_messages_after_close_are_dropped() -> None:
     state = opened(T0)
     state.close(3000, "Go away!")
-    assert state.push(encode_message("late")) is True
+    assert state.push(encode_message("late"), 0.0) is True
     assert drain(state, T0) == ['c[3000,"Go away!"]']
 
 
@@ -276,7 +276,7 @@ def test_second_close_keeps_the_first_reason() -> None:
 
 def test_interrupted_receiver_closes_with_1002_and_drops_the_queue() -> None:
     state = opened(T0)
-    state.push(encode_message("lost"))
+    state.push(encode_message("lost"), 0.0)
     state.detach(T0 + 1, interrupted=True)
     assert state.state is State.CLOSING
     assert (state.close_code, state.close_reason) == (1002, "Connection interrupted")
@@ -299,7 +299,7 @@ def test_interrupting_a_closing_session_keeps_its_close_frame() -> None:
 
 def test_transport_closed_ends_the_session_at_once() -> None:
     state = opened(T0)
-    state.push(encode_message("x"))
+    state.push(encode_message("x"), 0.0)
     state.transport_closed(1006, "")
     assert state.state is State.CLOSED
     assert not state.attached
@@ -331,8 +331,8 @@ def test_queue_overflow_by_count_closes_with_3001() -> None:
     state = opened(T0, max_messages=3)
     state.detach(T0)
     for text in "abc":
-        assert state.push(encode_message(text)) is True
-    assert state.push(encode_message("d")) is False
+        assert state.push(encode_message(text), 0.0) is True
+    assert state.push(encode_message("d"), 0.0) is False
     assert state.state is State.CLOSING
     assert (state.close_code, state.close_reason) == (3001, "Send queue overflow")
     state.attach(T0 + 1)
@@ -342,24 +342,24 @@ def test_queue_overflow_by_count_closes_with_3001() -> None:
 def test_queue_overflow_by_bytes() -> None:
     state = opened(T0, max_bytes=20)
     state.detach(T0)
-    assert state.push(encode_message("x" * 10)) is True  # 12 bytes encoded
-    assert state.push(encode_message("y" * 10)) is False
+    assert state.push(encode_message("x" * 10), 0.0) is True  # 12 bytes encoded
+    assert state.push(encode_message("y" * 10), 0.0) is False
     assert state.close_code == CloseCode.QUEUE_OVERFLOW
 
 
 def test_queue_exactly_at_the_limit_is_fine() -> None:
     state = opened(T0, max_bytes=12, max_messages=1)
-    assert state.push(encode_message("x" * 10)) is True
+    assert state.push(encode_message("x" * 10), 0.0) is True
     assert state.state is State.OPEN
     assert drain(state, T0) == ['a["xxxxxxxxxx"]']
     # Sending empties the queue: the limit is on what is waiting, not on the total.
-    assert state.push(encode_message("y" * 10)) is True
+    assert state.push(encode_message("y" * 10), 0.0) is True
 
 
 def test_take_queue_hands_over_raw_messages() -> None:
     state = opened(T0)
-    state.push("one")
-    state.push("two")
+    state.push("one", T0)
+    state.push("two", T0)
     assert state.take_queue(T0 + 1) == ["one", "two"]
     assert state.take_queue(T0 + 1) == []
     assert state.next_deadline() == T0 + 1 + HEARTBEAT
