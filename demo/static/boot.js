@@ -2,7 +2,7 @@
  * Runs before any client library is loaded.
  *
  * Settings come from the query string (so a link or a test can fix them) and
- * otherwise from localStorage.  The "legacy browser" switch must take effect
+ * otherwise from localStorage; the nickname from sessionStorage (this tab only).  The "legacy browser" switch must take effect
  * before sockjs-client evaluates: sockjs-client picks its WebSocket driver once,
  * at load time (`global.WebSocket || global.MozWebSocket`), so the switch
  * removes those globals here and only then inserts the library scripts.
@@ -17,6 +17,11 @@
 
   function stored(key) {
     try { return window.localStorage.getItem('sockjs-chat.' + key); } catch (e) { return null; }
+  }
+
+  // The nickname only for this tab: a second window is for a second person.
+  function storedForTab(key) {
+    try { return window.sessionStorage.getItem('sockjs-chat.' + key); } catch (e) { return null; }
   }
 
   var query = new URLSearchParams(window.location.search);
@@ -42,7 +47,7 @@
     transport: transport,
     legacy: legacy,
     websocketHidden: legacy && !window.WebSocket && hadWebSocket,
-    nick: pick('nick') || '',
+    nick: (query.has('nick') ? query.get('nick') : storedForTab('nick')) || '',
     room: query.get('room') || '',
     autostart: query.has('nick') || /^(1|true)$/.test(query.get('autostart') || ''),
     // Where the SockJS endpoint lives; defaults to "chat" next to this page.

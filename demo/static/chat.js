@@ -8,11 +8,14 @@
  *   SUBSCRIBE /topic/rooms            room directory updates
  *   SUBSCRIBE /user/queue/private     private messages, sent and received
  *   SUBSCRIBE /user/queue/errors      errors caused by this user's requests
- *   SEND      /app/say       {room, text}
+ *   SEND      /app/say       {room, text, ref}
  *   SEND      /app/leave     {room}
- *   SEND      /app/private   {to, text}
+ *   SEND      /app/private   {to, text, ref}
  *   SEND      /app/ping      with a receipt header: the receipt measures the round trip
  * The nickname is the STOMP `login` header; the server stamps it on everything sent.
+ * A refused say/private comes back on /user/queue/errors with its `ref`: its text goes back
+ * into the box.  Presence events list the members and, among them, those `away` (connection
+ * lost, back within the server's grace period without a new "joined").
  */
 (function () {
   'use strict';
@@ -36,6 +39,15 @@
   };
   var PING_INTERVAL_MS = 5000;
   var DEFAULT_ROOM = 'lobby';
+  var MAX_TEXT = 2000;         // the server's limit, in characters (code points)
+  var MAX_OUTBOX = 50;         // sent texts remembered until refused (or forgotten)
+  var NICK_RULE = 'A nickname is 1 to 24 characters, not only spaces: letters, digits, punctuation and emoji all work.';
+  var ME_STATUS = {
+    connecting: 'connecting…',
+    connected: 'online',
+    reconnecting: 'offline · reconnecting…',
+    error: 'offline'
+  };
 
   var state = {
     nick: '',
@@ -51,7 +63,9 @@
     dms: new Map(),        // peer -> {messages, ids, unread}
     directory: [],         // [{name, members}]
     active: null,          // {kind: 'room'|'dm', name}
-    globalSubs: []
+    globalSubs: [],
+    outbox: new Map(),     // ref -> {active, text}: what was sent, in case it is refused
+    refSeq: 0
   };
 
   // ---------------------------------------------------------------- helpers
@@ -68,6 +82,15 @@
 
   function store(key, value) {
     try { window.localStorage.setItem('sockjs-chat.' + key, value); } catch (e) { /* private mode */ }
+  }
+
+  // The nickname is remembered for this tab only: another window starts blank, for another person.
+  function storeForTab(key, value) {
+    try { window.sessionStorage.setItem('sockjs-chat.' + key, value); } catch (e) { /* private mode */ }
+  }
+
+  function textLength(text) {
+    return Array.from(text).length;  // code points, as the server counts
   }
 
   function hue(text) {
@@ -136,14 +159,23 @@
     $('nick-input').value = boot.nick;
     $('room-input').value = boot.room || '';
     $('lib-versions').textContent = 'sockjs-client ' + SockJS.version + ' · @stomp/stompjs 7';
+    var nickInput = $('nick-input');
+    // The browser's own message ("match the requested format") does not say what the format is.
+    nickInput.addEventListener('invalid', function () { nickInput.setCustomValidity(NICK_RULE); });
+    nickInput.addEventListener('input', function () { nickInput.setCustomValidity(''); });
     $('welcome-form').addEventListener('submit', function (event) {
       event.preventDefault();
-      var nick = cleanNick($('nick-input').value);
-      if (!nick) { $('nick-input').focus(); return; }
+      var nick = cleanNick(nickInput.value);
+      if (!nick) {
+        $('welcome-error').textContent = NICK_RULE;
+        $('welcome-error').hidden = false;
+        nickInput.focus();
+        return;
+      }
       var room = normalizeRoom($('room-input').value) || DEFAULT_ROOM;
       var transport = $('transport-select').value;
       var legacy = $('legacy-input').checked;
-      store('nick', nick);
+      storeForTab('nick', nick);
       store('transport', transport);
       store('legacy', legacy ? '1' : '0');
       if (legacy !== boot.legacy) {
@@ -162,6 +194,15 @@
     $('status').dataset.status = status;
     $('status-text').textContent = text;
     document.getElementById('app').dataset.connection = status;
+    $('me-status').dataset.status = status;
+    $('me-status').textContent = ME_STATUS[status] || status;
+    if (status !== 'connected') {
+      // Nothing is in use and nothing is measured while there is no connection.
+      state.rtt = null;
+      $('rtt').textContent = '–';
+      $('transport-name').textContent = '–';
+      document.getElementById('app').dataset.transport = '';
+    }
   }
 
   function showBanner(kind, text, action) {
@@ -243,7 +284,6 @@
       stopPing();
       state.globalSubs = [];
       state.rooms.forEach(function (room) { room.subs = []; });
-      renderComposer();
       if (wasConnected || state.everConnected) {
         setStatus('reconnecting', 'Reconnecting…');
         showBanner('warning', 'Connection lost' + (event && event.reason ? ' (' + event.reason + ')' : '') +
@@ -253,6 +293,7 @@
         showBanner('error', 'Cannot connect over ' + TRANSPORT_LABELS[boot.transport] +
           (event && event.reason ? ' (' + event.reason + ')' : '') + '. Retrying…', true);
       }
+      renderAll();
     };
     client.activate();
   }
@@ -301,10 +342,7 @@
 
     state.globalSubs = [
       client.subscribe('/user/queue/private', onPrivate),
-      client.subscribe('/user/queue/errors', function (frame) {
-        var body = parse(frame);
-        notice(body && body.error ? body.error : frame.body, 'error');
-      }),
+      client.subscribe('/user/queue/errors', onRefused),
       client.subscribe('/topic/rooms', onDirectory),
       client.subscribe('/app/rooms', onDirectory)
     ];
@@ -320,6 +358,7 @@
     var id = 'ping-' + (++state.pingSeq);
     var started = performance.now();
     state.client.watchForReceipt(id, function () {
+      if (!state.connected) { return; }
       state.rtt = performance.now() - started;
       $('rtt').textContent = state.rtt < 10 ? state.rtt.toFixed(1) + ' ms' : Math.round(state.rtt) + ' ms';
     });
@@ -341,7 +380,7 @@
   function roomState(name) {
     var room = state.rooms.get(name);
     if (!room) {
-      room = { messages: [], ids: new Set(), members: [], unread: 0, subs: [] };
+      room = { messages: [], ids: new Set(), members: [], away: [], unread: 0, subs: [] };
       state.rooms.set(name, room);
     }
     return room;
@@ -400,6 +439,7 @@
     }
     var room = roomState(name);
     room.members = body.members || [];
+    room.away = body.away || [];
     var history = body.history || [];
     // History on join; after a reconnect only what was missed is added.
     var fresh = history.filter(function (m) { return !m.id || !room.ids.has(m.id); });
@@ -417,6 +457,8 @@
       if (addMessage(room, body) && !isActive('room', name)) { room.unread += 1; }
     } else if (body.type === 'presence') {
       room.members = body.members || room.members;
+      room.away = body.away || [];
+      // Only real arrivals and departures are news: a reconnect within the grace period is neither.
       if (body.joined && body.joined !== state.nick) {
         addMessage(room, { type: 'system', text: body.joined + ' joined', ts: body.ts });
       } else if (body.left && body.left !== state.nick) {
@@ -469,6 +511,36 @@
       addMessage(conv, { type: 'system', kind: kind || 'info', text: text });
       renderMessages();
     }
+  }
+
+  function conversationOf(active) {
+    return active.kind === 'room' ? state.rooms.get(active.name) : state.dms.get(active.name);
+  }
+
+  // A refused request; when it is a message this page sent, its text goes back into the box.
+  function onRefused(frame) {
+    var body = parse(frame);
+    var error = body && body.error ? body.error : frame.body;
+    var sent = body && body.ref ? state.outbox.get(body.ref) : null;
+    if (!sent) { notice(error, 'error'); return; }
+    state.outbox.delete(body.ref);
+    var conv = conversationOf(sent.active) || activeConversation();
+    var input = $('message-input');
+    var here = isActive(sent.active.kind, sent.active.name);
+    var restored = here && !input.value.trim();
+    if (restored) {
+      input.value = sent.text;
+      renderLength();
+    }
+    if (conv) {
+      addMessage(conv, {
+        type: 'system',
+        kind: 'error',
+        text: error + (restored ? ' Your message is back in the box.' : ' Not sent: “' + sent.text.slice(0, 80) + (sent.text.length > 80 ? '…' : '') + '”')
+      });
+    }
+    renderMessages();
+    if (restored) { input.focus(); }
   }
 
   // ---------------------------------------------------------------- rendering
@@ -542,7 +614,8 @@
   function renderDirectory() {
     var list = $('directory-list');
     list.textContent = '';
-    var others = state.directory.filter(function (r) { return !state.rooms.has(r.name); });
+    // Active rooms only: the server lists rooms with members; an empty one is not an invitation.
+    var others = state.directory.filter(function (r) { return r.members > 0 && !state.rooms.has(r.name); });
     if (!others.length) {
       list.appendChild(el('li', 'muted small empty', 'No other active rooms.'));
     }
@@ -567,7 +640,8 @@
       var room = state.rooms.get(active.name);
       var n = room ? room.members.length : 0;
       title.textContent = '#' + active.name;
-      subtitle.textContent = n === 1 ? '1 member online' : n + ' members online';
+      subtitle.textContent = (n === 1 ? '1 member' : n + ' members') +
+        (state.connected ? ' online' : ' when last connected');
       leave.hidden = false;
     } else {
       title.textContent = '@' + active.name;
@@ -588,16 +662,23 @@
     }
     var room = state.rooms.get(active.name);
     var members = (room ? room.members : []).slice().sort(function (a, b) { return a.localeCompare(b); });
+    var away = room ? room.away : [];
     $('members-title').textContent = 'Members · ' + members.length;
     members.forEach(function (member) {
-      var li = el('li', 'member');
+      var isAway = away.indexOf(member) !== -1;
+      var li = el('li', 'member' + (isAway ? ' away' : ''));
       li.dataset.member = member;
+      if (isAway) { li.dataset.away = 'true'; }
       var button = el('button', 'member-button');
       button.type = 'button';
       var av = el('span', 'avatar avatar-small');
       avatar(av, member);
       button.appendChild(av);
       button.appendChild(el('span', 'member-name', member));
+      if (isAway) {
+        button.appendChild(el('span', 'member-away', 'reconnecting…'));
+        button.title = member + ' lost their connection; they stay listed a few seconds in case they come back.';
+      }
       if (member === state.nick) {
         button.appendChild(el('span', 'muted small', 'you'));
         button.disabled = true;
@@ -657,8 +738,23 @@
 
   function renderComposer() {
     var enabled = state.connected && !!state.active;
-    $('send-button').disabled = !enabled;
+    var tooLong = renderLength();
+    $('send-button').disabled = !enabled || tooLong;
     $('composer').dataset.enabled = enabled ? 'true' : 'false';
+  }
+
+  // Over-long text stays whole in the box (no silent truncation of a paste) and says so.
+  function renderLength() {
+    var length = textLength($('message-input').value);
+    var tooLong = length > MAX_TEXT;
+    var hint = $('composer-hint');
+    hint.hidden = !tooLong;
+    hint.textContent = tooLong
+      ? 'Too long to send: ' + length + ' characters, messages are at most ' + MAX_TEXT +
+        '. Shorten it by ' + (length - MAX_TEXT) + ' or split it.'
+      : '';
+    $('composer').dataset.tooLong = tooLong ? 'true' : 'false';
+    return tooLong;
   }
 
   function renderFacts() {
@@ -700,11 +796,22 @@
       var input = $('message-input');
       var text = input.value;
       if (!text.trim() || !state.active) { return; }
-      var ok = state.active.kind === 'room'
-        ? send('/app/say', { room: state.active.name, text: text })
-        : send('/app/private', { to: state.active.name, text: text });
-      if (ok) { input.value = ''; } else { notice('Not connected: your message was not sent.', 'error'); }
+      if (renderLength()) { input.focus(); return; }
+      var ref = 'r' + (++state.refSeq);
+      var active = { kind: state.active.kind, name: state.active.name };
+      var ok = active.kind === 'room'
+        ? send('/app/say', { room: active.name, text: text, ref: ref })
+        : send('/app/private', { to: active.name, text: text, ref: ref });
+      if (ok) {
+        state.outbox.set(ref, { active: active, text: text });
+        if (state.outbox.size > MAX_OUTBOX) { state.outbox.delete(state.outbox.keys().next().value); }
+        input.value = '';
+        renderComposer();
+      } else {
+        notice('Not connected: your message was not sent.', 'error');
+      }
     });
+    $('message-input').addEventListener('input', renderComposer);
     $('join-form').addEventListener('submit', function (event) {
       event.preventDefault();
       var name = normalizeRoom($('join-input').value);

@@ -6,6 +6,8 @@ and :class:`sockjs_server.stomp.StompServer` with /app handlers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -18,7 +20,7 @@ from aiohttp import web
 from sockjs_server import Options, add_endpoint
 from sockjs_server.stomp import AccessDenied, AppMessage, Broker, ConnectInfo, ConnectionInfo, MemoryBroker, StompServer
 
-from .rooms import ChatError, Rooms, check_nick, check_room
+from .rooms import ChatError, Joined, Rooms, check_nick, check_room
 
 __all__ = ["DemoError", "ChatDemo", "create_app", "find_demo_dir", "DEMO_KEY", "VENDOR_FILES"]
 
@@ -30,8 +32,9 @@ VENDOR_FILES = {
     "sockjs.min.js.map": "sockjs-client/dist/sockjs.min.js.map",
     "stomp.umd.min.js": "@stomp/stompjs/bundles/stomp.umd.min.js",
 }
-DEFAULT_ROOMS = ("lobby", "random", "help")
 NO_CACHE = {"Cache-Control": "no-cache"}
+#: Longest ``ref`` echoed back with a refusal.
+MAX_REF = 64
 
 
 class DemoError(RuntimeError):
@@ -77,19 +80,28 @@ class ChatDemo:
     - SEND ``/app/say {room, text}``, ``/app/leave {room}``, ``/app/private {to, text}``, ``/app/ping``.
     - ``/user/queue/private``: private messages; ``/user/queue/errors``: refused requests.
 
+    Requests may carry a ``ref`` (a short string): a refusal echoes it, so
+    the page knows which message was not sent and gives its text back.
+
     The nickname is the STOMP ``login`` header. A nickname belongs to one
-    browser (the ``client-key`` CONNECT header) while it has a connection open.
+    browser (the ``client-key`` CONNECT header) while it has a connection open,
+    and during the rejoin grace period after its last one drops.
+
+    A lost connection makes its user *away* in their rooms; only when the
+    grace period passes without a reconnect are they announced as gone
+    (:class:`Rooms` holds the state; :meth:`run` is the timer that expires it).
     """
 
-    def __init__(self, broker: Broker | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, broker: Broker | None = None, *, rooms: Rooms | None = None, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.rooms = Rooms(default_rooms=DEFAULT_ROOMS)
+        self.rooms = rooms if rooms is not None else Rooms()
         self.stomp = StompServer(
             broker if broker is not None else MemoryBroker(),
             authenticate=self._authenticate,
             on_disconnect=self._disconnected,
         )
         self._owners: dict[str, str] = {}
+        self._changed = asyncio.Event()
         self._register()
 
     # --- connections ----------------------------------------------------------
@@ -101,22 +113,43 @@ class ChatDemo:
             raise AccessDenied("Bad nickname", str(exc)) from None
         key = info.headers.get("client-key", "")
         owner = self._owners.get(nick)
-        if owner is not None and owner != key and nick in self.stomp.users():
+        if owner is not None and owner != key and (nick in self.stomp.users() or self.rooms.is_away(nick)):
             raise AccessDenied("Nickname taken", f"{nick} is already in use: pick another nickname")
         self._owners[nick] = key
         return nick
 
     async def _disconnected(self, info: ConnectionInfo) -> None:
-        """Presence: the connection leaves every room it was in."""
+        """Presence: the connection's user is away from its rooms, not gone (yet)."""
         now = self.clock()
-        left = self.rooms.drop(info.session_id)
+        for room, _user in self.rooms.drop(info.session_id, now):
+            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now))
+        self._changed.set()
+
+    async def _publish_directory(self) -> None:
+        await self.stomp.publish("/topic/rooms", {"rooms": self.rooms.directory()})
+
+    async def expire(self) -> None:
+        """Announce the away users whose grace has passed; forget idle empty rooms."""
+        now = self.clock()
+        left, _forgotten = self.rooms.expire(now)
         for room, user in left:
             await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, left=user))
         if left:
             await self._publish_directory()
 
-    async def _publish_directory(self) -> None:
-        await self.stomp.publish("/topic/rooms", {"rooms": self.rooms.directory()})
+    async def run(self) -> None:
+        """The rooms' timer: runs :meth:`expire` at each deadline, until cancelled."""
+        while True:
+            deadline = self.rooms.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            self._changed.clear()
+            if timeout is None or timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+            try:
+                await self.expire()
+            except Exception:  # a failed publish must not stop the timer
+                logger.exception("expiring rooms failed")
 
     # --- /app handlers -------------------------------------------------------
 
@@ -131,13 +164,19 @@ class ChatDemo:
 
     @staticmethod
     def _refusals(handler: Callable[[AppMessage], Any]) -> Callable[[AppMessage], Any]:
-        """Turn a ChatError into an answer on the sender's /user/queue/errors."""
+        """Turn a ChatError into an answer on the sender's /user/queue/errors, with the request's ``ref``."""
 
         async def wrapped(message: AppMessage) -> dict[str, str] | None:
             try:
                 await handler(message)
             except ChatError as exc:
-                return {"error": str(exc)}
+                answer = {"error": str(exc)}
+                with contextlib.suppress(ValueError):
+                    body = message.json()
+                    ref = body.get("ref") if isinstance(body, dict) else None
+                    if isinstance(ref, str) and len(ref) <= MAX_REF:
+                        answer["ref"] = ref
+                return answer
             return None
 
         return wrapped
@@ -160,15 +199,25 @@ class ChatDemo:
 
     async def _join(self, message: AppMessage) -> dict[str, Any]:
         user = self._user(message)
+        now = self.clock()
         try:
             room = check_room(message.params["room"])
-            joined = self.rooms.join(room, user, message.connection.session_id)
+            joined = self.rooms.join(room, user, message.connection.session_id, now)
         except ChatError as exc:
             return {"type": "error", "error": str(exc)}
-        if joined:
-            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, self.clock(), joined=user))
+        if joined is Joined.NEW:
+            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, joined=user))
             await self._publish_directory()
-        return {"type": "snapshot", "room": room, "members": self.rooms.members(room), "history": self.rooms.history(room)}
+        elif joined is Joined.RETURNED:  # back within the grace period: not news, but no longer away
+            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now))
+        self._changed.set()
+        return {
+            "type": "snapshot",
+            "room": room,
+            "members": self.rooms.members(room),
+            "away": self.rooms.away(room),
+            "history": self.rooms.history(room),
+        }
 
     async def _directory(self, message: AppMessage) -> dict[str, Any]:
         return {"rooms": self.rooms.directory()}
@@ -181,7 +230,8 @@ class ChatDemo:
 
     async def _leave(self, message: AppMessage) -> None:
         room = check_room(self._body(message).get("room"))
-        user = self.rooms.leave(room, message.connection.session_id)
+        user = self.rooms.leave(room, message.connection.session_id, self.clock())
+        self._changed.set()
         if user is not None:
             await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, self.clock(), left=user))
             await self._publish_directory()
@@ -205,14 +255,19 @@ class ChatDemo:
 DEMO_KEY = web.AppKey("sockjs_server_demo", ChatDemo)
 
 
-def create_app(demo_dir: str | os.PathLike[str] | None = None, *, broker: Broker | None = None) -> web.Application:
-    """The demo application: ``/`` the page, ``/static/`` its files, ``/vendor/`` the libraries, ``/chat`` SockJS."""
+def create_app(
+    demo_dir: str | os.PathLike[str] | None = None, *, broker: Broker | None = None, rooms: Rooms | None = None
+) -> web.Application:
+    """The demo application: ``/`` the page, ``/static/`` its files, ``/vendor/`` the libraries, ``/chat`` SockJS.
+
+    ``rooms`` sets the chat's limits (:class:`Rooms`' defaults otherwise).
+    """
     root = find_demo_dir(demo_dir)
     _check_libraries(root)
     static = root / "static"
     modules = root / "node_modules"
 
-    demo = ChatDemo(broker)
+    demo = ChatDemo(broker, rooms=rooms)
     app = web.Application()
     app[DEMO_KEY] = demo
 
@@ -233,7 +288,11 @@ def create_app(demo_dir: str | os.PathLike[str] | None = None, *, broker: Broker
 
     async def broker_lifetime(app: web.Application) -> AsyncIterator[None]:
         await demo.stomp.broker.start()
+        timer = asyncio.create_task(demo.run())
         yield
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
         await demo.stomp.broker.close()
 
     async def close_clients(app: web.Application) -> None:

@@ -13,10 +13,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from sockjs_server.demo.rooms import MAX_TEXT, Rooms
+
 from .conftest import eventsource_bug_applies
 from .support import ARTIFACTS, ServerProcess, TRANSPORTS, free_port, python
 
 pytestmark = pytest.mark.browser
+
+#: The demo's rejoin grace period (Rooms.rejoin_grace), in ms.
+GRACE_MS = int(Rooms().rejoin_grace * 1000)
+#: The page's explanation of the nickname pattern.
+NICK_RULE = "A nickname is 1 to 24 characters, not only spaces: letters, digits, punctuation and emoji all work."
 
 
 class ChatPage:
@@ -142,9 +149,12 @@ def test_presence_history_and_private_messages(people: Any) -> None:
     bob.page.locator("#room-list li[data-room='history'] button.nav-link").click()
     bob.sees_members("ann", "bob")
     expect(bob.page.locator("#messages .system", has_text="carol left")).to_have_count(1)
+    # Closing the window is a lost connection: bob is away for the grace period, then gone.
     bob.close()
     ann.page.locator("#room-list li[data-room='history'] button.nav-link").click()
+    expect(ann.members()).to_have_count(1, timeout=GRACE_MS + 15_000)
     ann.sees_members("ann")
+    expect(ann.page.locator("#messages .system", has_text="bob left")).to_have_count(1)
 
 
 def test_rooms_are_separate(people: Any) -> None:
@@ -204,12 +214,26 @@ def test_reconnects_after_server_restart(browser: Any) -> None:
         ann = ChatPage(browser, server.origin, "ann", room="phoenix", transport="xhr-streaming")
         try:
             ann.connected()
+            page = ann.page
+            expect(page.locator("#transport-name")).to_have_text("xhr-streaming")
+            expect(page.locator("#rtt")).to_have_text(re.compile(r"\d"))
+            expect(page.locator("#me-status")).to_have_text("online")
             server.stop()
-            expect(ann.page.locator("#status")).to_have_attribute("data-status", re.compile("reconnecting|error"))
-            expect(ann.page.locator("#banner")).to_be_visible()
+            expect(page.locator("#status")).to_have_attribute("data-status", re.compile("reconnecting|error"))
+            expect(page.locator("#banner")).to_be_visible()
+            # The real state everywhere: no transport in use, no round trip, not "online".
+            expect(page.locator("#transport-name")).to_have_text("–")
+            expect(page.locator("#rtt")).to_have_text("–")
+            expect(page.locator("#me-status")).to_have_text(re.compile("^offline"))
+            expect(page.locator("#send-button")).to_be_disabled()
+            expect(page.locator("#conversation-subtitle")).to_have_text("1 member when last connected")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "disconnected.png"))
             with ServerProcess("demo-restart-2", argv, "127.0.0.1", port) as again:
                 ann.connected()
-                expect(ann.page.locator("#banner")).to_be_hidden()
+                expect(page.locator("#banner")).to_be_hidden()
+                expect(page.locator("#me-status")).to_have_text("online")
+                expect(page.locator("#transport-name")).to_have_text("xhr-streaming")
                 bob = ChatPage(browser, again.origin, "bob", room="phoenix")
                 try:
                     bob.connected()
@@ -220,6 +244,135 @@ def test_reconnects_after_server_restart(browser: Any) -> None:
                     bob.close()
         finally:
             ann.close()
+
+
+def test_other_rooms_lists_active_rooms_only(people: Any) -> None:
+    """Rooms appear under "Other rooms" while someone is in them, and go when the last one leaves."""
+    dee = people("dee-dir", room="dir-home")
+    dee.connected()
+    eve = people("eve-dir", room="dir-busy")
+    eve.connected()
+    directory = dee.page.locator("#directory-list")
+    busy = directory.locator("li[data-room='dir-busy']")
+    expect(busy.locator(".count")).to_have_text("1")
+    # eve visits a room and leaves it again: it is not listed afterwards (no one is there).
+    eve.page.fill("#join-input", "dir-brief")
+    eve.page.press("#join-input", "Enter")
+    expect(directory.locator("li[data-room='dir-brief']")).to_have_count(1)
+    eve.page.locator("#room-list li[data-room='dir-brief'] .nav-close").click()
+    expect(directory.locator("li[data-room='dir-brief']")).to_have_count(0)
+    expect(directory.locator("li[data-room]", has_text=re.compile(r"^#?\S+\s*0$"))).to_have_count(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    dee.page.locator("#sidebar").screenshot(path=str(ARTIFACTS / "rooms.png"))
+    eve.page.locator("#room-list li[data-room='dir-busy'] .nav-close").click()
+    expect(busy).to_have_count(0)
+    for room in dee.page.evaluate("window.chat.state.directory"):
+        assert room["members"] > 0, room
+
+
+def test_a_reconnect_or_a_second_tab_is_not_a_new_join(people: Any, demo_server: ServerProcess) -> None:
+    ann = people("ann-once", room="rejoin")
+    ann.connected()
+    bob = people("bob-once", room="rejoin", transport="websocket")
+    bob.connected()
+    ann.sees_members("ann-once", "bob-once")
+    joined = ann.page.locator("#messages .system", has_text="bob-once joined")
+    expect(joined).to_have_count(1)
+    bob.say("before the drop")
+
+    # The connection drops (not a leave): stompjs reconnects by itself.
+    bob.page.evaluate("window.chat.state.sock.close()")
+    expect(bob.page.locator("#me-status")).not_to_have_text("online")
+    bob.connected()
+    bob.say("back again")
+    ann.sees_message("bob-once", "back again")
+    expect(ann.page.locator("#member-list li[data-member='bob-once']")).not_to_have_attribute("data-away", "true")
+
+    # A second tab of the same browser under the same nickname.
+    tab = bob.context.new_page()
+    tab.goto(demo_server.origin + "/?nick=bob-once&room=rejoin")
+    expect(tab.locator("#status")).to_have_attribute("data-status", "connected")
+    # ...and a reload of the first one: history comes back from the server.
+    bob.page.reload()
+    bob.connected()
+    bob.sees_message("bob-once", "before the drop")
+    bob.say("after the reload")
+    ann.sees_message("bob-once", "after the reload")
+
+    expect(joined).to_have_count(1)
+    expect(ann.page.locator("#messages .system", has_text="bob-once left")).to_have_count(0)
+    ann.sees_members("ann-once", "bob-once")
+
+
+def test_nickname_is_prefilled_in_the_same_tab_only(browser: Any, demo_server: ServerProcess) -> None:
+    context = browser.new_context()
+    context.set_default_timeout(20_000)
+    try:
+        first = context.new_page()
+        first.goto(demo_server.origin + "/")
+        expect(first.locator("#nick-hint")).to_contain_text("not only spaces")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        first.screenshot(path=str(ARTIFACTS / "welcome.png"))
+        # A nickname of spaces only: the form's message says what a nickname is.
+        first.fill("#nick-input", "   ")
+        first.click("#start-button")
+        expect(first.locator("#app")).to_have_attribute("data-state", "welcome")
+        assert first.eval_on_selector("#nick-input", "input => input.validationMessage") == NICK_RULE
+
+        first.fill("#nick-input", "tab-one")
+        first.fill("#room-input", "tabs")
+        first.click("#start-button")
+        expect(first.locator("#status")).to_have_attribute("data-status", "connected")
+        # Another window of the same browser is for another person: blank.
+        second = context.new_page()
+        second.goto(demo_server.origin + "/")
+        expect(second.locator("#nick-input")).to_have_value("")
+        # The same tab remembers its own nickname.
+        first.goto(demo_server.origin + "/")
+        expect(first.locator("#nick-input")).to_have_value("tab-one")
+    finally:
+        context.close()
+
+
+def test_private_message_to_someone_offline_keeps_the_text(people: Any) -> None:
+    ann = people("ann-dm", room="dm-room")
+    ann.connected()
+    zed = people("zed-dm", room="dm-room", transport="websocket")
+    zed.connected()
+    ann.page.click("#member-list li[data-member='zed-dm'] button")
+    expect(ann.page.locator("#conversation-title")).to_have_text("@zed-dm")
+    zed.close()
+    ann.page.wait_for_function("window.chat.state.rooms.get('dm-room').away.includes('zed-dm')")
+    ann.say("are you still there? I wrote a long thought here")
+    expect(ann.page.locator("#messages .system-error", has_text="zed-dm is not online")).to_contain_text("back in the box")
+    expect(ann.page.locator("#message-input")).to_have_value("are you still there? I wrote a long thought here")
+
+
+def test_over_long_input_says_so(people: Any) -> None:
+    ann = people("ann-long", room="long")
+    ann.connected()
+    page = ann.page
+    pasted = "0123456789" * 234 + "abcde"  # 2345 characters
+    page.fill("#message-input", pasted)
+    expect(page.locator("#message-input")).to_have_value(pasted)  # not truncated
+    hint = page.locator("#composer-hint")
+    expect(hint).to_be_visible()
+    expect(hint).to_have_text(f"Too long to send: 2345 characters, messages are at most {MAX_TEXT}. Shorten it by 345 or split it.")
+    expect(page.locator("#send-button")).to_be_disabled()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "long-input.png"))
+    page.press("#message-input", "Enter")
+    expect(page.locator("#message-input")).to_have_value(pasted)
+    expect(page.locator("#messages li.message")).to_have_count(0)
+
+    # The limit counts characters as the server does: 1000 emoji and 1000 letters fit.
+    fits = "😀" * 1000 + "x" * 1000
+    page.fill("#message-input", fits)
+    expect(hint).to_be_hidden()
+    page.press("#message-input", "Enter")
+    expect(page.locator("#messages li.message .message-text")).to_have_text(fits)
+    expect(page.locator("#message-input")).to_have_value("")
+    expect(page.locator("#messages .system-error")).to_have_count(0)
 
 
 def test_screenshot(people: Any) -> None:
