@@ -45,6 +45,7 @@ NODE_ENV = ENVS / "node"
 BIN_DIR = ENVS / "bin"
 HOST = "127.0.0.1"
 CANDIDATE = [""]  # --candidate: another checkout of sockjs_server to measure side by side
+OURS_EXTRA: list[str] = []  # --metrics: arguments only server "ours" gets
 OURS_PATH = [str(REPO)]  # where sockjs_server is imported from: a snapshot taken when the run starts
 NICE = [0]  # --nice
 
@@ -103,7 +104,7 @@ SERVERS: dict[str, Server] = {
             "ours",
             "sockjs_server",
             lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
-                              *_relay_args(sc)],
+                              *_relay_args(sc), *OURS_EXTRA],
             lambda: {"PYTHONPATH": OURS_PATH[0]},
         ),
         Server(
@@ -366,7 +367,7 @@ def our_requirements() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     reqs = list(project.get("dependencies", []))
     for extra, deps in project.get("optional-dependencies", {}).items():
-        if extra in {"speedups", "speed", "fast", "uvloop", "orjson"}:
+        if extra in {"speedups", "speed", "fast", "uvloop", "orjson", "metrics"}:
             reqs += deps
     return reqs
 
@@ -653,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", metavar="PATH", default=None,
                     help="another checkout of the repository (e.g. a git worktree with an optimisation) "
                     "measured as server 'candidate' next to the others")
+    ap.add_argument("--metrics", action="store_true",
+                    help="server 'ours' also mounts its Prometheus metrics route (counters are always kept); "
+                    "compare with --candidate to measure what metrics cost")
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness for the servers and load generators (e.g. -10 on a machine busy with other work; "
                     "needs root for negative values)")
@@ -668,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (1 if args.quick else 3)
     scen = list(SCENARIOS) if args.scenarios == "all" else args.scenarios.split(",")
     servers = [k for k, s in SERVERS.items() if s.default] if args.servers == "all" else args.servers.split(",")
+    if args.metrics:
+        OURS_EXTRA[:] = ["--metrics-path", "/metrics"]
     if args.candidate:
         CANDIDATE[0] = str(Path(args.candidate).resolve())
         if "candidate" not in servers:

@@ -12,10 +12,14 @@ from .framing import encode_message
 from .options import Options, WebsocketProfile
 from .session import FlushQueue, Handler, Session
 from .state import CLOSE_REASONS, CloseCode
+from .stats import EndpointCounters
 
-__all__ = ["Endpoint", "ENDPOINTS"]
+__all__ = ["Endpoint", "ENDPOINTS", "session_log"]
 
 logger = logging.getLogger(__name__)
+
+session_log = logging.getLogger("sockjs_server.sessions")
+"""One INFO line per session opened and closed; set its level to WARNING to switch them off."""
 
 ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("sockjs_server.endpoints", list)
 """Every endpoint mounted on an application, in mounting order."""
@@ -46,6 +50,8 @@ class Endpoint:
         self._receivers: set[Session] = set()
         self._flush_queue: FlushQueue | None = None
         self._shutting_down = False
+        #: Totals since creation (see :meth:`stats` for these with the current gauges).
+        self.counters = EndpointCounters()
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.prefix!r} sessions={len(self._live)}>"
@@ -68,6 +74,30 @@ class Endpoint:
             if session in exclude:
                 continue
             session.push_encoded(message if session._raw else encoded)
+
+    def stats(self) -> dict[str, object]:
+        """Counters and gauges of this endpoint, as plain data (see :mod:`sockjs_server.metrics`)."""
+        open_by_transport: dict[str, int] = {}
+        queued = 0
+        for session in list(self._live):
+            open_by_transport[session.transport] = open_by_transport.get(session.transport, 0) + 1
+            queued += session.queued_bytes
+        c = self.counters
+        return {
+            "prefix": self.prefix,
+            "name": self.name,
+            "sessions_open": open_by_transport,
+            "sessions_opened": dict(c.sessions_opened),
+            "sessions_closed": dict(c.sessions_closed),
+            "messages_in": c.messages_in,
+            "bytes_in": c.bytes_in,
+            "messages_out": c.messages_out,
+            "bytes_out": c.bytes_out,
+            "queued_bytes": queued,
+            "queued_bytes_high_water": c.queued_bytes_high_water,
+            "slow_consumer_closes": c.slow_consumer_closes,
+            "request_errors": dict(c.request_errors),
+        }
 
     async def close_all(
         self, code: int = CloseCode.GO_AWAY, reason: str = CLOSE_REASONS[CloseCode.GO_AWAY]
@@ -119,6 +149,9 @@ class Endpoint:
         self._live[session] = None
         if addressable:
             self._by_id[session_id] = session
+        self.counters.opened(transport)
+        if session_log.isEnabledFor(logging.INFO):
+            session_log.info("%s session %s opened (%s from %s)", self.prefix, session_id, transport, session.remote)
         return session
 
     # -- SessionOwner (called by sessions) -------------------------------------
@@ -136,6 +169,14 @@ class Endpoint:
         self._live.pop(session, None)
         if self._by_id.get(session.id) is session:
             del self._by_id[session.id]
+        code = session.close_code or 0
+        self.counters.closed(code)
+        if session_log.isEnabledFor(logging.INFO):
+            duration = asyncio.get_running_loop().time() - session.opened_at
+            session_log.info(
+                "%s session %s closed: %s %s (%s from %s, %.1f s)",
+                self.prefix, session.id, code, session.close_reason or "", session.transport, session.remote, duration,
+            )  # fmt: skip
 
     @property
     def shutting_down(self) -> bool:

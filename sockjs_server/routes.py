@@ -18,6 +18,7 @@ from .envelopes import ENVELOPES
 from .http import error_response, method_not_allowed, origin_allowed, preflight_response
 from .options import Options, WebsocketProfile
 from .session import Handler
+from .stats import EndpointCounters
 
 __all__ = ["add_endpoint", "register_routes"]
 
@@ -144,7 +145,11 @@ def register_routes(app: web.Application, endpoint: Endpoint) -> None:
             return method_not_allowed("OPTIONS, POST")
         return await transports.send(request, endpoint, session_id, form=segment == "jsonp_send")
 
-    add = app.router.add_route
+    counters = endpoint.counters
+
+    def add(method: str, path: str, route: Route) -> None:
+        app.router.add_route(method, path, _counting_errors(route, counters))
+
     # The session URL first: aiohttp tries the resources under one prefix in
     # registration order, and session requests are the hot path.
     add("*", prefix + r"/{server:[^/.]+}/{session:[^/.]+}/{transport:[a-z_]+}", session_url)
@@ -154,3 +159,20 @@ def register_routes(app: web.Application, endpoint: Endpoint) -> None:
     add("*", prefix + "/info", info)
     add("*", prefix + r"/{iframe:iframe[0-9A-Za-z._-]*\.html}", iframe)
     add("*", prefix + "/websocket", raw_websocket)
+
+
+def _counting_errors(route: Route, counters: EndpointCounters) -> Route:
+    """``route``, adding every error answer (status >= 400) to ``counters.request_errors``."""
+
+    async def counted(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await route(request)
+        except web.HTTPException as error:
+            if error.status >= 400:
+                counters.request_error(error.status)
+            raise
+        if response.status >= 400:
+            counters.request_error(response.status)
+        return response
+
+    return counted

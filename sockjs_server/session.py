@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from http.cookies import CookieError, SimpleCookie
@@ -24,6 +24,7 @@ from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 from .framing import encode_message
 from .options import Options
 from .state import CLOSE_REASONS, Attach, CloseCode, SessionState, State
+from .stats import EndpointCounters
 
 __all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed", "SessionOwner"]
 
@@ -46,6 +47,8 @@ class SessionOwner(Protocol):
 
     options: Options
     handler: Handler
+    #: Where the session adds what it sends and receives (plain ints: see :mod:`.stats`).
+    counters: EndpointCounters
 
     def watch_receiver(self, session: Session) -> None:
         """An HTTP receiver whose client may vanish silently is attached: check it now and then."""
@@ -250,6 +253,8 @@ class Session:
         "_task",
         "_closed",
         "_closing_done",
+        "_counters",
+        "opened_at",
         "__weakref__",
     )
 
@@ -278,8 +283,11 @@ class Session:
         #: The websocket subprotocol selected for a raw websocket session (see WebsocketProfile), else None.
         self.subprotocol = subprotocol
         self._loop = asyncio.get_running_loop()
+        self._counters = endpoint.counters
+        #: Event-loop time the session was created (for its duration in logs).
+        self.opened_at = self._loop.time()
         self._state = SessionState(
-            self._loop.time(),
+            self.opened_at,
             heartbeat_delay=options.heartbeat_delay,
             disconnect_delay=options.disconnect_delay,
             max_queue_bytes=options.max_queue_bytes,
@@ -399,9 +407,13 @@ class Session:
         if type(message) is not str:
             raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
         state.wrote(self._loop.time())
+        encoded = encode_message(message)
+        counters = self._counters
+        counters.messages_out += 1
+        counters.bytes_out += len(encoded)
         receiver.flushing = True
         try:
-            await receiver.write("a[" + encode_message(message) + "]")
+            await receiver.write("a[" + encoded + "]")
         except Exception:
             self.transport_closed(CloseCode.INTERRUPTED)
         finally:
@@ -550,8 +562,15 @@ class Session:
         """Queue a message already encoded with :func:`~sockjs_server.framing.encode_message`
         (raw websocket sessions take the plain text, or bytes for a binary message).
         Broadcasts encode once and call this."""
-        if not self._state.push(encoded, self._loop.time()):
+        counters = self._counters
+        counters.messages_out += 1
+        counters.bytes_out += len(encoded)
+        state = self._state
+        if not state.push(encoded, self._loop.time()):
+            counters.slow_consumer_closes += 1
             self._log.warning("send queue overflow, closing")
+        elif state.queued_bytes > counters.queued_bytes_high_water:
+            counters.queued_bytes_high_water = state.queued_bytes
         self._after_change()
 
     def attach(self, receiver: Receiver) -> Attach:
@@ -651,10 +670,11 @@ class Session:
             await self.drained()
             await asyncio.sleep(0)
 
-    def deliver(self, messages: Iterable[str | bytes]) -> None:
+    def deliver(self, messages: Collection[str | bytes]) -> None:
         """Client messages arrived (dropped once the session is closed); bytes only on binary sessions."""
         if self._state.closed_for_app:
             return
+        self._counters.messages_in += len(messages)
         inbox = self._inbox
         if inbox is _NO_MESSAGES:
             inbox = self._inbox = deque()

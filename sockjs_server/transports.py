@@ -155,6 +155,7 @@ async def send(request: web.Request, endpoint: Endpoint, session_id: str, form: 
     body = await _read_body(request, options.max_request_size)
     if body is None:
         return error_response(request, options, 413, "Payload too large.")
+    endpoint.counters.bytes_in += len(body)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -165,10 +165,12 @@ async def _serve(
     session.attach(receiver)
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
+    counters = endpoint.counters
     try:
         while True:
             msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
+                counters.bytes_in += len(msg.data)
                 try:
                     messages = decode(msg.data)
                 except PayloadError as error:
@@ -189,6 +191,7 @@ async def _serve(
             elif msg.type is WSMsgType.CLOSING or msg.type is WSMsgType.CLOSED:
                 break
             elif msg.type is WSMsgType.BINARY and session.binary:
+                counters.bytes_in += len(msg.data)
                 session.deliver((msg.data,))
                 await session.drained()
             elif msg.type is WSMsgType.BINARY:

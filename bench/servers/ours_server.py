@@ -4,7 +4,7 @@
 every session of the endpoint (encoded once by Endpoint.broadcast); /stomp is our
 STOMP server on the in-memory broker, /stomp-relay the same on the RabbitMQ relay.  Same settings
 as the peers, no access log.  Usage (with the repository on PYTHONPATH):
-    python ours_server.py --host 127.0.0.1 --port 8080
+    python ours_server.py --host 127.0.0.1 --port 8080 [--metrics-path /metrics]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--relay", default=None, help="RabbitMQ STOMP URL for /stomp-relay")
+    parser.add_argument("--metrics-path", default=None, help="also serve Prometheus metrics at this path")
     args = parser.parse_args()
     loop = None
     if args.loop == "uvloop":
@@ -71,6 +72,10 @@ def main() -> None:
 
     endpoints.append(add_endpoint(app, "/broadcast", broadcast, options=options))
     add_stomp(app, options, args.relay)
+    if args.metrics_path:
+        from sockjs_server.metrics import add_metrics_route
+
+        add_metrics_route(app, args.metrics_path)
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None, shutdown_timeout=1, loop=loop)
 
 

@@ -172,6 +172,14 @@ class MemoryBroker(Broker):
     def client_count(self) -> int:
         return len(self._clients)
 
+    def stats(self) -> dict[str, object]:
+        """Clients, stored bytes and the depth of every queue (read by ``StompServer.stats``)."""
+        return {
+            "clients": len(self._clients),
+            "stored_bytes": self.stored_bytes,
+            "queues": {name: len(q.messages) for name, q in self._queues.items()},
+        }
+
     # --- life cycle ------------------------------------------------------
 
     def _client(self, client: BrokerClient) -> _Client:

@@ -28,13 +28,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 from sockjs_server.options import WebsocketProfile
 from sockjs_server.session import SessionClosed
 from sockjs_server.state import CLOSE_REASONS, CloseCode
+from sockjs_server.stats import StompCounters
 
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
 from .codec import encode_header
 from .connection import (
     SERVER_SET_HEADERS,
+    AbortRequest,
     AckRequest,
+    BeginRequest,
     CommitRequest,
     ConnectRequest,
     DisconnectRequest,
@@ -168,6 +171,21 @@ class _StreamLink:
         asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.writer.transport.abort)
 
 
+_COMMANDS: dict[type, str] = {
+    ConnectRequest: "CONNECT",
+    SendRequest: "SEND",
+    SubscribeRequest: "SUBSCRIBE",
+    UnsubscribeRequest: "UNSUBSCRIBE",
+    AckRequest: "ACK",  # or NACK
+    BeginRequest: "BEGIN",
+    CommitRequest: "COMMIT",
+    AbortRequest: "ABORT",
+    DisconnectRequest: "DISCONNECT",
+}
+"""Client frames carried out, for :attr:`StompCounters.frames_in` (SEND/ACK/NACK of a
+transaction count when it commits)."""
+
+
 class _Peer:
     """One client connection: implements BrokerClient for the broker."""
 
@@ -180,6 +198,7 @@ class _Peer:
         self.conn = StompConnection(server.options, now=self.loop.time())
         self.principal: Principal | None = None
         self.log = _Log(logger, {"session": info.session_id})
+        self.counters = server.counters
         self.registered = False  # known to the broker
         self.hooked = False  # on_connect ran, so on_disconnect is due
         #: Subscription key -> destination shown in MESSAGE frames, for user destinations.
@@ -225,6 +244,7 @@ class _Peer:
                 mid,
                 b"true" if redelivered else b"false",
             )
+        self.counters.messages_out += 1
         self._queue(head + tail)
 
     def broker_lost(self, error: StompError) -> None:
@@ -240,6 +260,7 @@ class _Peer:
             limit = capacity
         if self._unflushed + size + self.link.pending() > limit:
             self.log.warning("slow consumer: more than %d bytes pending, disconnecting", limit)
+            self.counters.slow_consumer_closes += 1
             self.fail(ProtocolError("Slow consumer", f"the client fell more than {limit} bytes behind"))
             return
         self._unflushed += size
@@ -267,6 +288,7 @@ class _Peer:
         if self.conn.state is State.CLOSED:
             return
         self.close_reason = f"ERROR {error.message}"
+        self.counters.error(error.message)
         self.conn.fail(error, self.loop.time())
         self.flush()
 
@@ -300,6 +322,7 @@ class _Peer:
         """Run the connection until it ends, whichever side ends it."""
         self.log.info("STOMP connection opened (transport %s, remote %s)", self.link.name, self.info.remote)
         self.server._peers[self] = None
+        self.counters.connections_opened += 1
         self._arm_timer()
         try:
             async for data in chunks:
@@ -321,6 +344,9 @@ class _Peer:
                 if event is None:
                     break
                 receipt = getattr(event, "receipt", None)
+                command = _COMMANDS.get(type(event))
+                if command is not None:
+                    self.counters.frame("NACK" if command == "ACK" and event.nack else command)  # type: ignore[union-attr]
                 await self._execute(event)
             except StompError as exc:
                 if exc.receipt_id is None:
@@ -349,6 +375,7 @@ class _Peer:
             await self._unsubscribe(event.subscription)
         elif isinstance(event, CommitRequest):
             for op in event.operations:
+                self.counters.frame("SEND" if isinstance(op, SendRequest) else "NACK" if op.nack else "ACK")
                 if isinstance(op, SendRequest):
                     await self._send(op)
                 else:
@@ -634,6 +661,8 @@ class StompServer:
         # (one callback for a whole fan-out, not one per subscriber).
         self._dirty: list[_Peer] = []
         self._flush_handle: asyncio.Handle | None = None
+        #: Totals since creation (see :meth:`stats`).
+        self.counters = StompCounters()
 
     # --- decorators --------------------------------------------------------
 
@@ -724,6 +753,30 @@ class StompServer:
     def users(self) -> list[str]:
         """Names of the connected authenticated users."""
         return list(self._users)
+
+    def stats(self) -> dict[str, object]:
+        """Counters and gauges of this server and its broker, as plain data (see :mod:`sockjs_server.metrics`).
+
+        ``broker`` holds the broker's own ``stats()`` when it has one (queue
+        depths of the MemoryBroker; state, reconnections, ... of the relay).
+        """
+        connections: dict[str, int] = {}
+        subscriptions = 0
+        for peer in list(self._peers):
+            connections[peer.link.name] = connections.get(peer.link.name, 0) + 1
+            subscriptions += len(peer.conn.subscriptions)
+        c = self.counters
+        broker_stats = getattr(self.broker, "stats", None)
+        return {
+            "connections": connections,
+            "connections_opened": c.connections_opened,
+            "subscriptions": subscriptions,
+            "frames_in": dict(c.frames_in),
+            "messages_out": c.messages_out,
+            "errors": dict(c.errors),
+            "slow_consumer_closes": c.slow_consumer_closes,
+            "broker": dict(broker_stats()) if callable(broker_stats) else {},
+        }
 
     async def close(self) -> None:
         """Send ERROR "Server shutting down" to every client and close them."""

@@ -1,0 +1,211 @@
+"""Operational figures: a plain :func:`stats` dict, and Prometheus text at a URL you choose.
+
+Endpoints and STOMP servers count into plain ``int`` fields as they run
+(:mod:`.stats`); nothing here runs on the hot path. :func:`stats` reads them,
+and :class:`SockJSCollector` turns the same figures into Prometheus metric
+families when a scrape asks, so the server never calls prometheus_client
+between scrapes. prometheus_client is the optional extra ``metrics``
+(``pip install 'sockjs-server[metrics]'``); :func:`stats` needs nothing.
+
+    add_metrics_route(app, "/metrics")      # every endpoint of app, and their STOMP servers
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .endpoint import ENDPOINTS, Endpoint
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+__all__ = ["METRICS_EXTRA", "SockJSCollector", "add_metrics_route", "endpoint_stats", "stats"]
+
+METRICS_EXTRA = "pip install 'sockjs-server[metrics]'"
+"""How to get prometheus_client (quoted in errors)."""
+
+
+def endpoint_stats(endpoint: Endpoint) -> dict[str, Any]:
+    """:meth:`Endpoint.stats`, plus ``stomp`` (:meth:`StompServer.stats`) when its handler is a STOMP server."""
+    figures: dict[str, Any] = endpoint.stats()
+    handler_stats = _stomp_stats(endpoint.handler)
+    if handler_stats is not None:
+        figures["stomp"] = handler_stats
+    return figures
+
+
+def stats(app: web.Application) -> dict[str, dict[str, Any]]:
+    """Every endpoint mounted on ``app``, by prefix: counters and current gauges as plain data."""
+    return {endpoint.prefix: endpoint_stats(endpoint) for endpoint in app.get(ENDPOINTS, ())}
+
+
+def _stomp_stats(handler: object) -> dict[str, Any] | None:
+    try:
+        from .stomp.server import StompServer
+    except ImportError:  # pragma: no cover - the STOMP layer is part of the package
+        return None
+    return handler.stats() if isinstance(handler, StompServer) else None
+
+
+def _import_prometheus() -> Any:
+    try:
+        import prometheus_client
+    except ImportError:
+        raise ImportError(f"metrics in Prometheus' format need prometheus_client: {METRICS_EXTRA}") from None
+    return prometheus_client
+
+
+class SockJSCollector:
+    """A prometheus_client collector reading :func:`stats` of ``app`` at scrape time.
+
+    Register it in any ``CollectorRegistry`` (``registry.register(SockJSCollector(app))``);
+    :func:`add_metrics_route` does that for you.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        _import_prometheus()
+        self.app = app
+
+    def describe(self) -> list[Metric]:
+        # Nothing to check at registration: the families depend on what is mounted.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(_families(stats(self.app)))
+
+
+def _families(figures: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    def gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, doc, labels=["endpoint", *labels])
+
+    def counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
+        return CounterMetricFamily(name, doc, labels=["endpoint", *labels])
+
+    open_ = gauge("sockjs_sessions_open", "Open SockJS sessions by transport.", ["transport"])
+    opened = counter("sockjs_sessions_opened", "SockJS sessions created, by transport.", ["transport"])
+    closed = counter("sockjs_sessions_closed", "SockJS sessions ended, by close code.", ["code"])
+    msg_in = counter("sockjs_messages_in", "Client messages received.")
+    bytes_in = counter("sockjs_in_bytes", "Size of client messages as received (JSON text, or binary bytes).")
+    msg_out = counter("sockjs_messages_out", "Messages queued for clients (a broadcast counts per session).")
+    bytes_out = counter("sockjs_out_bytes", "Encoded size of the messages queued for clients.")
+    queued = gauge("sockjs_queued_bytes", "Bytes queued for clients now, all sessions together.")
+    high = gauge("sockjs_queued_bytes_high_water", "Most bytes one session has held queued.")
+    slow = counter("sockjs_slow_consumer_closes", 'Sessions closed with 3001 "Send queue overflow".')
+    errors = counter("sockjs_request_errors", "Error answers (HTTP status >= 400), by status.", ["status"])
+    s_conn = gauge("sockjs_stomp_connections", "Open STOMP connections by transport.", ["transport"])
+    s_opened = counter("sockjs_stomp_connections_opened", "STOMP connections accepted.")
+    s_subs = gauge("sockjs_stomp_subscriptions", "Live STOMP subscriptions.")
+    s_frames = counter("sockjs_stomp_frames_in", "Client STOMP frames carried out, by command.", ["command"])
+    s_msgs = counter("sockjs_stomp_messages_out", "MESSAGE frames queued for clients.")
+    s_errors = counter("sockjs_stomp_errors", "ERROR frames sent, by message.", ["message"])
+    s_slow = counter("sockjs_stomp_slow_consumer_closes", "STOMP clients closed as slow consumers.")
+    depth = gauge("sockjs_stomp_broker_queue_depth", "Messages waiting in a broker queue.", ["queue"])
+    state = gauge("sockjs_stomp_broker_state", "The broker relay's state (1 for the current one).", ["state"])
+    reconnects = counter("sockjs_stomp_broker_reconnections", "Reconnections of the relay's shared connections.")
+    families: list[Metric] = [open_, opened, closed, msg_in, bytes_in, msg_out, bytes_out, queued, high, slow, errors]
+    stomp_families: list[Metric] = [s_conn, s_opened, s_subs, s_frames, s_msgs, s_errors, s_slow, depth, state, reconnects]
+    broker_gauges: dict[str, GaugeMetricFamily] = {}
+    any_stomp = False
+    for prefix, fig in figures.items():
+        e = [prefix]
+        for transport, n in sorted(fig["sessions_open"].items()):
+            open_.add_metric([*e, transport], n)
+        for transport, n in sorted(fig["sessions_opened"].items()):
+            opened.add_metric([*e, transport], n)
+        for code, n in sorted(fig["sessions_closed"].items()):
+            closed.add_metric([*e, str(code)], n)
+        msg_in.add_metric(e, fig["messages_in"])
+        bytes_in.add_metric(e, fig["bytes_in"])
+        msg_out.add_metric(e, fig["messages_out"])
+        bytes_out.add_metric(e, fig["bytes_out"])
+        queued.add_metric(e, fig["queued_bytes"])
+        high.add_metric(e, fig["queued_bytes_high_water"])
+        slow.add_metric(e, fig["slow_consumer_closes"])
+        for status, n in sorted(fig["request_errors"].items()):
+            errors.add_metric([*e, str(status)], n)
+        stomp = fig.get("stomp")
+        if stomp is None:
+            continue
+        any_stomp = True
+        for transport, n in sorted(stomp["connections"].items()):
+            s_conn.add_metric([*e, transport], n)
+        s_opened.add_metric(e, stomp["connections_opened"])
+        s_subs.add_metric(e, stomp["subscriptions"])
+        for command, n in sorted(stomp["frames_in"].items()):
+            s_frames.add_metric([*e, command], n)
+        s_msgs.add_metric(e, stomp["messages_out"])
+        for message, n in sorted(stomp["errors"].items()):
+            s_errors.add_metric([*e, message], n)
+        s_slow.add_metric(e, stomp["slow_consumer_closes"])
+        # The broker's own stats(): whatever it reports. Queue depths per queue, the
+        # relay's state and reconnections by name, any other number as a gauge
+        # (a relay that adds e.g. "unconfirmed_frames" shows up without a change here).
+        for key, value in sorted(stomp["broker"].items()):
+            if key == "queues" and isinstance(value, Mapping):
+                for queue, n in sorted(value.items()):
+                    depth.add_metric([*e, str(queue)], n)
+            elif key == "state" and isinstance(value, str):
+                for name in _relay_states(value):
+                    state.add_metric([*e, name], 1 if name == value else 0)
+            elif key == "reconnects" and isinstance(value, int):
+                reconnects.add_metric(e, value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                family = broker_gauges.get(key)
+                if family is None:
+                    family = broker_gauges[key] = gauge(
+                        f"sockjs_stomp_broker_{_metric_word(key)}", f"The broker's {key.replace('_', ' ')}."
+                    )
+                family.add_metric(e, value)
+    if any_stomp:
+        families += stomp_families
+        families += broker_gauges.values()
+    return families
+
+
+def _relay_states(current: str) -> list[str]:
+    try:
+        from .stomp.relay import RelayState
+    except ImportError:  # pragma: no cover
+        return [current]
+    names = [state.value for state in RelayState]
+    return names if current in names else [*names, current]
+
+
+def _metric_word(key: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in key.lower())
+
+
+def add_metrics_route(
+    app: web.Application, path: str = "/metrics", *, registry: CollectorRegistry | None = None
+) -> CollectorRegistry:
+    """Serve Prometheus' text format at ``path`` (GET) for every endpoint of ``app``.
+
+    The figures come from a :class:`SockJSCollector` registered in ``registry``
+    (a new one holding also prometheus_client's process and platform
+    collectors, by default; pass your own, e.g. ``prometheus_client.REGISTRY``,
+    to expose your application's metrics at the same URL). Returns the registry.
+    Needs prometheus_client (``pip install 'sockjs-server[metrics]'``).
+    """
+    prometheus = _import_prometheus()
+    if not path.startswith("/"):
+        raise ValueError(f"the metrics path must start with '/': {path!r}")
+    if registry is None:
+        registry = prometheus.CollectorRegistry()
+        prometheus.ProcessCollector(registry=registry)
+        prometheus.PlatformCollector(registry=registry)
+    registry.register(SockJSCollector(app))
+    from prometheus_client.exposition import choose_encoder
+
+    async def metrics(request: web.Request) -> web.Response:
+        # The format the scraper asks for (Prometheus text, or OpenMetrics).
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(registry), headers={"Content-Type": content_type})
+
+    app.router.add_get(path, metrics)
+    return registry
