@@ -390,7 +390,8 @@
     name = normalizeRoom(name);
     if (!name) { return; }
     var isNew = !state.rooms.has(name);
-    roomState(name);
+    var room = roomState(name);
+    if (isNew) { room.cameFrom = state.active; }  // where to go back to if the join is refused
     if (isNew && state.connected) { subscribeRoom(name); }
     if (activate) { setActive({ kind: 'room', name: name }); }
     renderAll();
@@ -406,17 +407,24 @@
     ];
   }
 
-  function leaveRoom(name) {
+  function forgetRoom(name) {
     var room = state.rooms.get(name);
-    if (!room) { return; }
+    if (!room) { return false; }
     room.subs.forEach(function (sub) { try { sub.unsubscribe(); } catch (e) { /* closed */ } });
-    send('/app/leave', { room: name });
     state.rooms.delete(name);
-    if (state.active && state.active.kind === 'room' && state.active.name === name) {
+    if (isActive('room', name)) {
+      var back = room.cameFrom && conversationOf(room.cameFrom) ? room.cameFrom : null;
       var next = state.rooms.keys().next();
-      setActive(next.done ? null : { kind: 'room', name: next.value });
+      setActive(back || (next.done ? null : { kind: 'room', name: next.value }));
     }
-    renderAll();
+    return true;
+  }
+
+  function leaveRoom(name) {
+    if (forgetRoom(name)) {
+      send('/app/leave', { room: name });
+      renderAll();
+    }
   }
 
   function addMessage(conv, message) {
@@ -434,7 +442,14 @@
   function onSnapshot(name, body) {
     if (!body || !state.rooms.has(name)) { return; }
     if (body.type === 'error') {
-      notice(body.error, 'error');
+      // Not joined (a bad name, too many rooms): the room goes from the list, the reason stays.
+      forgetRoom(name);
+      renderAll();
+      if (activeConversation()) {
+        notice('#' + name + ': ' + body.error, 'error');
+      } else {
+        showBanner('error', '#' + name + ': ' + body.error, false);
+      }
       return;
     }
     var room = roomState(name);

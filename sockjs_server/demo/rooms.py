@@ -5,7 +5,8 @@ stays a member until the last of them leaves. A user whose last connection
 drops (rather than leaving the room) is *away* for ``rejoin_grace`` seconds:
 still a member, so that reconnecting within that time is not a new join.
 
-Everything is bounded: at most ``max_rooms`` rooms, ``history_size`` messages
+Everything is bounded: at most ``max_rooms`` rooms (``max_rooms_per_user`` for
+one person, so that no one can fill the registry alone), ``history_size`` messages
 of at most ``MAX_TEXT`` characters each. A room without members is forgotten
 as soon as it has no history, and otherwise ``empty_room_timeout`` seconds after
 its last activity. Every time is a ``now`` argument; the caller owns the clock
@@ -81,11 +82,13 @@ class Rooms:
         *,
         history_size: int = 50,
         max_rooms: int = 200,
+        max_rooms_per_user: int = 20,
         empty_room_timeout: float = 3600.0,
         rejoin_grace: float = 10.0,
     ) -> None:
         self.history_size = history_size
         self.max_rooms = max_rooms
+        self.max_rooms_per_user = max_rooms_per_user
         self.empty_room_timeout = empty_room_timeout
         self.rejoin_grace = rejoin_grace
         self._rooms: OrderedDict[str, _Room] = OrderedDict()  # least recently active first
@@ -126,7 +129,12 @@ class Rooms:
 
     def join(self, room_name: str, user: str, connection: str, now: float) -> Joined:
         """Add a connection of `user` to a room (creating it)."""
-        room = self._room(check_room(room_name), now)
+        check_room(room_name)
+        existing = self._rooms.get(room_name)
+        if existing is None or user not in existing.members:
+            if sum(user in room.members for room in self._rooms.values()) >= self.max_rooms_per_user:
+                raise ChatError(f"You are in {self.max_rooms_per_user} rooms already: leave one first.")
+        room = self._room(room_name, now)
         connections = room.members.setdefault(user, set())
         connections.add(connection)
         if room.away.pop(user, None) is not None:

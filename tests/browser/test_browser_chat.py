@@ -270,6 +270,23 @@ def test_other_rooms_lists_active_rooms_only(people: Any) -> None:
         assert room["members"] > 0, room
 
 
+def test_a_refused_join_says_why_and_lists_no_room(people: Any) -> None:
+    limit = Rooms().max_rooms_per_user
+    kim = people("kim-many", room="many-0")
+    kim.connected()
+    for i in range(1, limit + 1):
+        kim.page.fill("#join-input", f"many-{i}")
+        kim.page.press("#join-input", "Enter")
+        if i < limit:
+            expect(kim.page.locator(f"#room-list li[data-room='many-{i}']")).to_have_count(1)
+    # Refused: back in the room it was opened from, with the reason.
+    expect(kim.page.locator("#conversation-title")).to_have_text(f"#many-{limit - 1}")
+    expect(kim.page.locator("#messages .system-error", has_text=f"in {limit} rooms already")).to_have_count(1)
+    expect(kim.page.locator(f"#room-list li[data-room='many-{limit}']")).to_have_count(0)
+    expect(kim.page.locator("#room-list li[data-room]")).to_have_count(limit)
+    expect(kim.page.locator("#directory-list li[data-room='many-%d']" % limit)).to_have_count(0)
+
+
 def test_a_reconnect_or_a_second_tab_is_not_a_new_join(people: Any, demo_server: ServerProcess) -> None:
     ann = people("ann-once", room="rejoin")
     ann.connected()

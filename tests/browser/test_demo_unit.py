@@ -140,12 +140,24 @@ def test_rooms_are_capped_and_empty_ones_forgotten_first() -> None:
         rooms.join("d", "dan", "c4", now=0.0)
 
 
+def test_one_person_cannot_fill_the_registry() -> None:
+    rooms = Rooms(max_rooms_per_user=2)
+    rooms.join("a", "ann", "c1", now=0.0)
+    rooms.join("b", "ann", "c2", now=0.0)
+    rooms.join("b", "ann", "c3", now=0.0)  # a room she is in already: fine
+    with pytest.raises(ChatError, match="in 2 rooms already"):
+        rooms.join("c", "ann", "c1", now=0.0)
+    assert "c" not in rooms
+    rooms.leave("a", "c1", now=1.0)
+    rooms.join("c", "ann", "c1", now=1.0)
+
+
 def test_readme_documents_the_limits_with_their_defaults() -> None:
     readme = (DEMO_DIR.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- demo-limits-table -->", 1)[1].split("<!-- /demo-limits-table -->", 1)[0]
     rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", block, re.MULTILINE))
     defaults = Rooms()
-    expected = {name: repr(getattr(defaults, name)) for name in ("history_size", "max_rooms", "empty_room_timeout", "rejoin_grace")}
+    expected = {name: repr(getattr(defaults, name)) for name in ("history_size", "max_rooms", "max_rooms_per_user", "empty_room_timeout", "rejoin_grace")}
     expected.update(MAX_TEXT=repr(MAX_TEXT), MAX_NICK=repr(MAX_NICK))
     assert rows == expected
     assert "not a restart of the server" in readme and "per node" in readme
