@@ -5,6 +5,8 @@ Written once here so that no transport grows its own copy.
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from email.utils import formatdate
 
@@ -112,7 +114,18 @@ def method_not_allowed(allow: str) -> web.Response:
 
 
 def abort_connection(request: web.BaseRequest) -> None:
-    """Drop the request's connection without flushing (its client stopped reading)."""
+    """Drop the request's connection without flushing (its client stopped reading).
+
+    With a zero linger the kernel resets the connection instead of still
+    trickling what its send buffer holds to a client that does not read.
+    """
     transport = request.transport
-    if transport is not None:
-        transport.abort()
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()

@@ -98,6 +98,13 @@ def _decode_framed(data: str, max_messages: int) -> list[str]:
     return decode_payload(data, allow_single=True, max_messages=max_messages)
 
 
+def _too_big(data: str | bytes, limit: int) -> bool:
+    if isinstance(data, str):
+        # A character is one to four bytes in UTF-8: count them only near the limit.
+        return len(data) * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit
+    return len(data) > limit
+
+
 def forbidden_close_code(code: int) -> bool:
     """Whether a client's close frame carries a code RFC 6455 forbids on the wire.
 
@@ -166,9 +173,16 @@ async def _serve(
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
     counters = endpoint.counters
+    # aiohttp checks a deflated message's size after inflating with ">" and a plain one
+    # with ">=": it is given limit + 1, so inflated ones are checked here.
+    limit = endpoint.options.max_message_size if ws.compress else 0
     try:
         while True:
             msg = await ws.receive()
+            if limit and msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and _too_big(msg.data, limit):
+                close_code = WSCloseCode.MESSAGE_TOO_BIG
+                await ws.close(code=close_code, message=b"Message too big.")
+                break
             if msg.type is WSMsgType.TEXT:
                 counters.bytes_in += len(msg.data)
                 try:
