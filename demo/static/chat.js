@@ -655,8 +655,13 @@
       var room = state.rooms.get(active.name);
       var n = room ? room.members.length : 0;
       title.textContent = '#' + active.name;
-      subtitle.textContent = (n === 1 ? '1 member' : n + ' members') +
-        (state.connected ? ' online' : ' when last connected');
+      var away = room ? room.away.length : 0;
+      if (!state.connected) {
+        subtitle.textContent = (n === 1 ? '1 member' : n + ' members') + ' when last connected';
+      } else {
+        subtitle.textContent = (n - away === 1 ? '1 member' : (n - away) + ' members') + ' online' +
+          (away ? ' · ' + away + ' reconnecting' : '');
+      }
       leave.hidden = false;
     } else {
       title.textContent = '@' + active.name;
@@ -699,7 +704,7 @@
         button.disabled = true;
       } else {
         button.title = 'Message ' + member + ' privately';
-        button.appendChild(el('span', 'member-action', 'Message'));
+        if (!isAway) { button.appendChild(el('span', 'member-action', 'Message')); }
         button.addEventListener('click', function () { openDm(member); });
       }
       li.appendChild(button);
