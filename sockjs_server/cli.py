@@ -1,22 +1,36 @@
 """The ``sockjs-server`` command.
 
 Subcommands register themselves in :data:`COMMANDS`: a name, a help line,
-a function that adds its arguments and one that runs it.
+a function that adds its arguments and one that runs it. Every server
+subcommand shares :func:`~sockjs_server.serving.add_run_arguments` (logging,
+access log, metrics, uvloop); a user's mistake ends with one line on stderr
+and exit status 2 (:class:`~sockjs_server.serving.CommandError`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib.metadata
+import re
 from collections.abc import Callable
 
 from aiohttp import web
 
 from . import testserver
 from .options import Options
-from .serving import serve
+from .serving import CommandError, CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
-__all__ = ["main", "COMMANDS", "add_loop_argument", "add_server_arguments", "options_from_args", "serve"]
+__all__ = [
+    "main",
+    "COMMANDS",
+    "CommandError",
+    "add_loop_argument",
+    "add_server_arguments",
+    "options_from_args",
+    "serve",
+    "setup_logging",
+    "version",
+]
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], None]
@@ -26,7 +40,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, port: int = 8080) -
     """``--host``/``--port`` and the SockJS endpoint options every server subcommand shares."""
     defaults = Options()
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+    parser.add_argument("--port", type=port_number, default=port, help=f"port (default {port})")
     parser.add_argument("--heartbeat-delay", type=float, default=defaults.heartbeat_delay, help="seconds (default 25)")
     parser.add_argument("--disconnect-delay", type=float, default=defaults.disconnect_delay, help="seconds (default 5)")
     parser.add_argument("--response-limit", type=int, default=defaults.response_limit, help="bytes (default 131072)")
@@ -43,14 +57,12 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, port: int = 8080) -
     parser.add_argument(
         "--disable-transport", action="append", default=[], metavar="NAME", help="refuse a transport (repeatable)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    add_loop_argument(parser)
+    add_run_arguments(parser)
 
 
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--uvloop", action="store_true", help="run on uvloop (pip install 'sockjs-server[uvloop]')"
-    )
+    """The options every server command shares (kept under its old name: it began with ``--uvloop``)."""
+    add_run_arguments(parser)
 
 
 def options_from_args(args: argparse.Namespace, **overrides: object) -> Options:
@@ -66,12 +78,32 @@ def options_from_args(args: argparse.Namespace, **overrides: object) -> Options:
         "disabled_transports": frozenset(args.disable_transport),
     }
     values.update(overrides)
-    return Options(**values)  # type: ignore[arg-type]
+    try:
+        return Options(**values)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        # Name the command-line option, not the Options field.
+        message = re.sub(r"\b(heartbeat_delay|disconnect_delay|response_limit|disabled_transports|allowed_origins)\b",
+                         lambda m: _FLAGS[m.group(1)], str(exc))  # fmt: skip
+        raise CommandError(f"bad option value: {message}") from None
 
 
-def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+_FLAGS = {
+    "heartbeat_delay": "--heartbeat-delay",
+    "disconnect_delay": "--disconnect-delay",
+    "response_limit": "--response-limit",
+    "disabled_transports": "--disable-transport",
+    "allowed_origins": "--allowed-origin",
+}
+
+
+def version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    try:
+        return importlib.metadata.version("sockjs-server")
+    except importlib.metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
 
 
 def _echo_configure(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +117,11 @@ def _echo_run(args: argparse.Namespace) -> None:
 
     setup_logging(args)
     app = web.Application()
-    add_endpoint(app, args.prefix, echo, options=options_from_args(args))
-    serve(app, args)
+    try:
+        add_endpoint(app, args.prefix, echo, options=options_from_args(args))
+    except ValueError as exc:
+        raise CommandError(f"bad --prefix: {exc}") from None
+    serve(app, args, labels={args.prefix: "SockJS echo"})
 
 
 def _testserver_configure(parser: argparse.ArgumentParser) -> None:
@@ -114,12 +149,13 @@ def _register_optional() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _register_optional()
-    parser = argparse.ArgumentParser(prog="sockjs-server", description="SockJS-compatible real-time server.")
+    parser = CommandParser(prog="sockjs-server", description="SockJS-compatible real-time server.")
+    parser.add_argument("--version", action="version", version=f"sockjs-server {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, _run) in sorted(COMMANDS.items()):
         configure(sub.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
-    COMMANDS[args.command][2](args)
+    run_command(COMMANDS[args.command][2], args, f"sockjs-server {args.command}")
 
 
 if __name__ == "__main__":

@@ -164,11 +164,7 @@ class Endpoint:
 
     def session_closing(self, session: Session) -> None:
         self._live.pop(session, None)
-
-    def session_ended(self, session: Session) -> None:
-        self._live.pop(session, None)
-        if self._by_id.get(session.id) is session:
-            del self._by_id[session.id]
+        # Once per session: its close code is known from here on.
         code = session.close_code or 0
         self.counters.closed(code)
         if session_log.isEnabledFor(logging.INFO):
@@ -177,6 +173,11 @@ class Endpoint:
                 "%s session %s closed: %s %s (%s from %s, %.1f s)",
                 self.prefix, session.id, code, session.close_reason or "", session.transport, session.remote, duration,
             )  # fmt: skip
+
+    def session_ended(self, session: Session) -> None:
+        self._live.pop(session, None)
+        if self._by_id.get(session.id) is session:
+            del self._by_id[session.id]
 
     @property
     def shutting_down(self) -> bool:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from aiohttp import web
 
-from . import Endpoint, Options, Session, add_endpoint
-from .serving import serve
+from . import ENDPOINTS, Endpoint, Options, Session, add_endpoint
+from .serving import CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
 __all__ = ["make_app", "main"]
 
@@ -75,23 +74,23 @@ def make_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> we
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m sockjs_server.testserver", description=__doc__)
+    parser = parser or CommandParser(prog="python -m sockjs_server.testserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8081, help="port (default 8081)")
+    parser.add_argument("--port", type=port_number, default=8081, help="port (default 8081)")
     parser.add_argument("--sockjs-url", default=None, help="sockjs-client URL for the iframe page")
     parser.add_argument("--response-limit", type=int, default=4096, help="streaming response limit (default 4096)")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install 'sockjs-server[uvloop]')")
+    add_run_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args)
     app = make_app(sockjs_url=args.sockjs_url, response_limit=args.response_limit)
-    serve(app, args)
+    serve(app, args, labels={e.prefix: f"SockJS test endpoint {e.prefix}" for e in app[ENDPOINTS]})
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(build_parser().parse_args(argv))
+    run_command(run, build_parser().parse_args(argv), "python -m sockjs_server.testserver")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import socket
+import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -74,7 +78,7 @@ def test_custom_port_default() -> None:
 
 
 def test_unknown_transport_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown transports"):
+    with pytest.raises(cli.CommandError, match="unknown transports"):
         cli.options_from_args(parse("--disable-transport", "carrier-pigeon"))
 
 
@@ -163,3 +167,202 @@ async def test_testserver_module_serves_the_suite_endpoints() -> None:
         ["-m", "sockjs_server.testserver", "--port", str(port)], "/disabled_websocket_echo/info"
     )
     assert json.loads(body)["websocket"] is False
+
+
+# -- operating it: version, one-line errors, where the endpoints are, logs --------------------------
+
+
+def run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sockjs_server", *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def test_version() -> None:
+    import sockjs_server
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"sockjs-server {sockjs_server.__version__}"
+    assert cli.version() == sockjs_server.__version__
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["echo", "testserver", "stomp", "demo"])
+def test_port_in_use_is_one_line(command: str, busy_port: int) -> None:
+    extra = ["--demo-dir", str(ROOT / "demo")] if command == "demo" else []
+    result = run_cli(command, "--port", str(busy_port), *extra)
+    if command == "demo" and "npm ci" in result.stderr:
+        pytest.skip("demo/node_modules is not installed")
+    assert_one_line_error(result, f"127.0.0.1:{busy_port}", "already in use", "--port")
+
+
+def test_stomp_port_in_use_names_its_option(busy_port: int) -> None:
+    result = run_cli("stomp", "--port", "0", "--stomp-port", str(busy_port))
+    assert_one_line_error(result, f"127.0.0.1:{busy_port}", "already in use", "--stomp-port")
+
+
+@pytest.mark.parametrize("command", ["stomp", "demo"])
+def test_bad_relay_url_is_one_line(command: str) -> None:
+    result = run_cli(command, "--relay", "http://guest:guest@127.0.0.1:61613/")
+    assert_one_line_error(result, "--relay", "stomp://", "stomp://guest:guest@127.0.0.1:61613/")
+
+
+def test_missing_demo_folder_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("demo", "--port", "0", "--demo-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(result, "demo page not found", "--demo-dir")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["echo", "--heartbeat-delay", "-1"], ["--heartbeat-delay", "positive"]),
+        (["echo", "--disable-transport", "carrier-pigeon"], ["--disable-transport", "carrier-pigeon"]),
+        (["echo", "--port", "70000"], ["--port", "65535"]),
+        (["echo", "--port", "eighty"], ["--port", "eighty"]),
+        (["echo", "--log-format", "xml"], ["--log-format", "json"]),
+        (["echo", "--metrics-path", "metrics"], ["--metrics-path", "/metrics"]),
+        (["echo", "--prefix", "echo"], ["--prefix"]),
+        (["stomp", "--stomp-port", "-5"], ["--stomp-port"]),
+        (["stomp", "--app-prefix", "app/"], ["app_prefix"]),
+        (["testserver", "--port", "x"], ["--port"]),
+    ],
+)
+def test_bad_option_values_are_one_line(argv: list[str], words: list[str]) -> None:
+    assert_one_line_error(run_cli(*argv), *words)
+
+
+@pytest.mark.parametrize("command", ["echo", "testserver", "stomp", "demo"])
+def test_every_server_command_has_the_common_options(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    for option in ("--log-level", "--log-format", "--no-session-log", "--access-log", "--metrics-path", "--uvloop"):
+        assert option in result.stdout, (command, option)
+
+
+async def start_server(argv: list[str], wanted: int) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """Start ``sockjs-server ARGV --port 0``; return it with the first ``wanted`` lines it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sockjs_server", *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    while len(lines) < wanted:
+        line = await bounded(process.stdout.readline(), 3 * GUARD)
+        if not line:
+            break
+        lines.append(line.decode().rstrip("\n"))
+    return process, lines
+
+
+async def stop(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+    returncode = await bounded(process.wait(), GUARD)
+    assert process.stderr is not None
+    return returncode, (await process.stderr.read()).decode(errors="replace")
+
+
+def base_of(line: str) -> str:
+    match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+    assert match, line
+    return match.group(1)
+
+
+async def test_commands_say_where_their_endpoints_are() -> None:
+    process, lines = await start_server(["echo", "--port", "0", "--metrics-path", "/metrics"], 2)
+    try:
+        assert re.fullmatch(r"SockJS echo at http://127\.0\.0\.1:\d+/echo", lines[0]), lines
+        assert lines[1] == f"Prometheus metrics at {base_of(lines[0])}/metrics"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base_of(lines[0]) + "/echo") as response:
+                assert await response.text() == "Welcome to SockJS!\n"
+            async with http.get(base_of(lines[0]) + "/metrics") as response:
+                assert "sockjs_sessions_opened_total" in await response.text()
+    finally:
+        returncode, _ = await stop(process)
+    assert returncode == 0
+    process, lines = await start_server(["stomp", "--port", "0"], 1)
+    try:
+        assert re.fullmatch(r"STOMP over SockJS at http://127\.0\.0\.1:\d+/stomp", lines[0]), lines
+    finally:
+        await stop(process)
+    process, lines = await start_server(["testserver", "--port", "0"], 7)
+    try:
+        assert [line.split(" at ")[0] for line in lines] == [
+            f"SockJS test endpoint {p}"
+            for p in ("/echo", "/disabled_websocket_echo", "/cookie_needed_echo", "/close", "/ticker", "/amplify", "/broadcast")
+        ]
+    finally:
+        await stop(process)
+
+
+async def xhr_session(base: str, prefix: str) -> None:
+    """One xhr-polling session: open, send one message, read it back, let the server close it."""
+    async with aiohttp.ClientSession() as http:
+        url = f"{base}{prefix}/000/{uuid.uuid4().hex}"
+        async with http.post(url + "/xhr") as response:
+            assert await response.text() == "o\n"
+        async with http.post(url + "/xhr_send", data='["hi"]') as response:
+            assert response.status == 204
+        async with http.post(url + "/xhr") as response:
+            assert await response.text() == 'a["hi"]\n'
+        async with http.get(base + prefix + "/info") as response:
+            assert response.status == 200
+
+
+async def test_logs_json_session_lines_and_quiet_access_log() -> None:
+    process, lines = await start_server(
+        ["echo", "--port", "0", "--log-format", "json", "--disconnect-delay", "0.1"], 1
+    )
+    try:
+        await xhr_session(base_of(lines[0]), "/echo")
+        await asyncio.sleep(20 * UNIT)
+    finally:
+        returncode, err = await stop(process)
+    assert returncode == 0
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    sessions = [r["message"] for r in records if r["logger"] == "sockjs_server.sessions"]
+    assert any(re.search(r"/echo session \w+ opened \(xhr-polling from 127\.0\.0\.1\)", m) for m in sessions), sessions
+    assert any(re.search(r"closed: \d+ .*\(xhr-polling from 127\.0\.0\.1, \d+\.\d s\)", m) for m in sessions), sessions
+    access = [r["message"] for r in records if r["logger"] == "aiohttp.access"]
+    assert any("/echo/info" in m for m in access), access
+    assert not any("/xhr" in m for m in access), access  # session URLs are not logged by default
+
+
+async def test_session_and_access_logs_can_be_switched() -> None:
+    argv = ["echo", "--port", "0", "--no-session-log", "--access-log", "all", "--disconnect-delay", "0.1"]
+    process, lines = await start_server(argv, 1)
+    try:
+        await xhr_session(base_of(lines[0]), "/echo")
+        await asyncio.sleep(20 * UNIT)
+    finally:
+        returncode, err = await stop(process)
+    assert returncode == 0
+    assert "sockjs_server.sessions" not in err
+    assert "/xhr_send" in err  # --access-log all
+    process, lines = await start_server(["echo", "--port", "0", "--access-log", "off", "--log-level", "warning"], 1)
+    try:
+        await xhr_session(base_of(lines[0]), "/echo")
+    finally:
+        returncode, err = await stop(process)
+    assert returncode == 0
+    assert err == ""

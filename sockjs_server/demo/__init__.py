@@ -15,13 +15,15 @@ __all__ = ["COMMAND", "ChatDemo", "DemoError", "configure", "create_app", "find_
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    from sockjs_server.cli import add_loop_argument
+    from sockjs_server.serving import add_run_arguments, port_number
+    from sockjs_server.stomp.cli import _relay_url
 
-    add_loop_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
+    add_run_arguments(parser)
     parser.add_argument(
         "--relay",
+        type=_relay_url,
         metavar="URL",
         default=None,
         help="use RabbitMQ's STOMP plugin instead of the in-memory broker, e.g. stomp://guest:guest@127.0.0.1:61613/",
@@ -29,43 +31,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--demo-dir", default=None, metavar="DIR", help="the demo/ folder (default: the checkout's, or $SOCKJS_SERVER_DEMO_DIR)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def run(args: argparse.Namespace) -> None:
-    import logging
-
-    from aiohttp import web
-
+    from sockjs_server.serving import CommandError, serve, setup_logging
     from sockjs_server.stomp import Broker
 
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args)
     broker: Broker | None = None
     if args.relay:
         from sockjs_server.stomp.relay import relay_from_url
 
-        broker = relay_from_url(args.relay)
+        broker = relay_from_url(args.relay)  # already checked by the parser
     try:
         app = create_app(args.demo_dir, broker=broker)
     except DemoError as exc:
-        raise SystemExit(f"sockjs-server demo: {exc}") from None
-    url = f"http://{args.host}:{args.port}/"
-
-    def announce(line: str) -> None:
-        if line.startswith("======== Running on"):
-            line = f"sockjs-server demo: chat at {url}  (open it in two windows; Ctrl+C to stop)"
-        print(line, flush=True)
-
-    from sockjs_server.cli import serve
-
-    serve(app, args, announce=announce)
+        raise CommandError(str(exc)) from None
+    serve(app, args, extra=["Chat demo at {base}/  (open it in two windows)"])
 
 
 COMMAND = ("demo", "the chat demo (rooms, presence, private messages, transport picker)", configure, run)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sockjs_server.demo", description=COMMAND[1])
+    from sockjs_server.serving import CommandParser, run_command
+
+    parser = CommandParser(prog="python -m sockjs_server.demo", description=COMMAND[1])
     configure(parser)
-    run(parser.parse_args(argv))
+    run_command(run, parser.parse_args(argv), "python -m sockjs_server.demo")

@@ -28,20 +28,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _relay_url(text: str) -> str:
+    """argparse type: a relay URL that :func:`~.relay.relay_from_url` accepts."""
+    from .relay import relay_from_url
+
+    try:
+        relay_from_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected e.g. stomp://guest:guest@127.0.0.1:61613/") from None
+    return text
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     from sockjs_server.cli import add_server_arguments
+    from sockjs_server.serving import port_number
 
     from .connection import StompOptions
 
     add_server_arguments(parser)
     parser.add_argument("--prefix", default="/stomp", help="SockJS endpoint URL prefix (default /stomp)")
     parser.add_argument(
-        "--stomp-port", type=int, default=None, metavar="N", help="also serve STOMP over plain TCP on this port (default: off)"
+        "--stomp-port", type=port_number, default=None, metavar="N", help="also serve STOMP over plain TCP on this port (default: off)"
     )
     parser.add_argument("--app-prefix", default="/app", help="application destination prefix (default /app)")
     parser.add_argument("--user-prefix", default="/user", help="user destination prefix (default /user)")
     parser.add_argument(
-        "--relay", default=None, metavar="URL", help="relay to RabbitMQ's STOMP plugin, e.g. stomp://guest:guest@127.0.0.1:61613/ (default: in-memory broker)"
+        "--relay", type=_relay_url, default=None, metavar="URL", help="relay to RabbitMQ's STOMP plugin, e.g. stomp://guest:guest@127.0.0.1:61613/ (default: in-memory broker)"
     )
     parser.add_argument(
         "--users",
@@ -156,7 +168,8 @@ def _adduser(args: argparse.Namespace) -> None:
     try:
         new = add_user(args.users, args.name, _read_password(args.name))
     except (UsersFileError, ValueError, OSError) as exc:
-        raise SystemExit(f"sockjs-server stomp adduser: {exc}") from None
+        print(f"sockjs-server stomp adduser: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"{'added' if new else 'changed the password of'} user {args.name!r} in {args.users}")
 
 
@@ -164,24 +177,29 @@ def run(args: argparse.Namespace) -> None:
     if getattr(args, "stomp_command", None) == "adduser":
         _adduser(args)
         return
-    from sockjs_server.cli import serve, setup_logging
+    from sockjs_server.serving import CommandError, serve, setup_logging
 
     from .auth import UsersFileError
 
     if args.vhosts and args.users is None:
-        raise SystemExit("sockjs-server stomp: --vhost needs --users (virtual hosts are checked for logged-in users)")
+        raise CommandError("--vhost needs --users (virtual hosts are checked for logged-in users)")
     setup_logging(args)
     try:
         app = build_app(args)
     except UsersFileError as exc:
-        raise SystemExit(f"sockjs-server stomp: {exc}") from None
-    serve(app, args)
+        raise CommandError(str(exc)) from None
+    except ValueError as exc:  # --prefix, --app-prefix, --user-prefix
+        raise CommandError(str(exc)) from None
+    extra = [f"STOMP over TCP at {args.host}:{args.stomp_port}"] if args.stomp_port is not None else []
+    serve(app, args, extra=extra)
 
 
 COMMAND = ("stomp", "STOMP over SockJS at /stomp on the in-memory broker", configure, run)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sockjs_server.stomp", description=COMMAND[1])
+    from sockjs_server.serving import CommandParser, run_command
+
+    parser = CommandParser(prog="python -m sockjs_server.stomp", description=COMMAND[1])
     configure(parser)
-    run(parser.parse_args(argv))
+    run_command(run, parser.parse_args(argv), "python -m sockjs_server.stomp")

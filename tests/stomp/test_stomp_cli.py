@@ -149,7 +149,7 @@ def test_adduser_command_reads_the_password_from_stdin(tmp_path: Path) -> None:
 def test_adduser_command_refuses_bad_input(tmp_path: Path, name: str, stdin: str, problem: str) -> None:
     path = tmp_path / "users"
     done = adduser(path, name, stdin)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a user mistake: one line, exit status 2
     assert "sockjs-server stomp adduser:" in done.stderr and problem in done.stderr
     assert not path.exists()
 
@@ -377,7 +377,7 @@ def test_command_refuses_a_broken_users_file(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert f"{path}, line 1: expected name:hash" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -389,7 +389,7 @@ def test_command_refuses_vhost_without_users() -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1 and "--vhost needs --users" in done.stderr
+    assert done.returncode == 2 and "--vhost needs --users" in done.stderr
 
 
 async def test_command_serves_logins_over_tcp(users_file: Path) -> None:

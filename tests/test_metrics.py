@@ -1,0 +1,261 @@
+"""Metrics: the counters, stats() and the Prometheus endpoint, scraped while every
+SockJS transport and STOMP (over SockJS and TCP, in-memory broker and relay) is in use."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from sockjs_client import GUARD, UNIT, AppServer, SockJSClient, bounded, echo, new_id
+from sockjs_server import Options, Session, add_endpoint
+from sockjs_server.metrics import add_metrics_route, stats
+from sockjs_server.stomp import MemoryBroker, StompServer
+from sockjs_server.stomp.relay import relay_from_url
+from sockjs_server.stomp.tcp import start_tcp_server
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+SOCKJS_TRANSPORTS = ("websocket", "websocket-raw", "xhr-streaming", "xhr-polling", "eventsource", "htmlfile", "jsonp-polling")
+
+
+async def scrape(http: TestClient, path: str = "/metrics") -> Samples:
+    response = await http.get(path)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def sends_too_much(session: Session) -> None:
+    """Queues more than the session may hold for a client that is not polling."""
+    await asyncio.sleep(UNIT)
+    for _ in range(20):
+        session.send_nowait("x" * 100)
+    await session.wait_closed()
+
+
+class Raw:
+    """A STOMP client over the endpoint's raw websocket or a TCP stream (frames as bytes)."""
+
+    def __init__(self, send: Any, receive: Any) -> None:
+        self.send = send
+        self.receive = receive
+        self.buffer = b""
+
+    async def frame(self) -> bytes:
+        while b"\0" not in self.buffer:
+            data = await bounded(self.receive())
+            assert data, "connection closed"
+            self.buffer += data
+        frame, _, self.buffer = self.buffer.partition(b"\0")
+        return frame.lstrip(b"\r\n")
+
+
+@pytest.fixture
+async def served(aiohttp_client: Any) -> AsyncIterator[tuple[TestClient, StompServer, Any]]:
+    app = web.Application()
+    long = Options(disconnect_delay=30 * GUARD, heartbeat_delay=30 * GUARD)
+    add_endpoint(app, "/echo", echo, options=long)
+    add_endpoint(app, "/slow", sends_too_much, options=Options(max_queue_bytes=500, disconnect_delay=30 * GUARD))
+    stomp = StompServer(broker=MemoryBroker())
+    add_endpoint(app, "/stomp", stomp, options=long)
+    # A relay whose broker is not there: its state and reconnections are figures too.
+    relay = relay_from_url(f"stomp://guest:guest@127.0.0.1:{free_port()}/?reconnect_delay=0.05&max_reconnect_delay=0.1")
+    add_endpoint(app, "/relay", StompServer(broker=relay), options=long)
+    add_metrics_route(app, "/metrics")
+    http = await aiohttp_client(AppServer(app))
+    tcp = await start_tcp_server(stomp, "127.0.0.1", 0)
+    await relay.start()
+    yield http, stomp, tcp
+    tcp.close()
+    await stomp.close()
+    await relay.close()
+
+
+async def open_every_transport(client: SockJSClient) -> list[Any]:
+    """One echo session per SockJS transport, each echoing "hi" once; returns what to close."""
+    held: list[Any] = []
+    ws = await client.websocket(new_id())
+    assert (await ws.frame()).kind == "o"
+    await ws.send("hi")
+    assert (await ws.next_non_heartbeat()).messages == ("hi",)
+    held.append(ws)
+    raw = await client.raw_websocket()
+    await raw.send_str("hi")
+    assert (await bounded(raw.receive())).data == "hi"
+    held.append(raw)
+    for transport in ("xhr_streaming", "eventsource", "htmlfile"):
+        sid = new_id()
+        stream = await client.stream(sid, transport)
+        await stream.prelude()
+        assert (await stream.frame()).kind == "o"
+        assert (await client.xhr_send(sid, "hi")).status == 204
+        assert (await stream.next_non_heartbeat()).messages == ("hi",)
+        held.append(stream)
+    sid = new_id()
+    assert (await client.xhr_frame(sid)).kind == "o"
+    assert (await client.xhr_send(sid, "hi")).status == 204
+    assert (await client.xhr_frame(sid)).messages == ("hi",)
+    sid = new_id()
+    assert (await client.jsonp_frame(sid)).kind == "o"
+    assert (await client.jsonp_send(sid, "hi")).status == 200
+    assert (await client.jsonp_frame(sid)).messages == ("hi",)
+    return held
+
+
+async def test_scrape_during_every_transport_and_stomp(served: tuple[TestClient, StompServer, Any]) -> None:
+    http, stomp, tcp = served
+    held = await open_every_transport(SockJSClient(http, "/echo"))
+    # Errors by status: an unknown session, a wrong method.
+    assert (await SockJSClient(http, "/echo").xhr_send("nobody", "x")).status == 404
+    assert (await http.put("/echo/info")).status == 405
+
+    # STOMP over the raw websocket: subscriptions, a topic message, a waiting queue message.
+    ws = await bounded(http.ws_connect("/stomp/websocket", protocols=("v12.stomp",)))
+    client = Raw(lambda data: ws.send_bytes(data), lambda: _ws_data(ws))
+    await client.send(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0")
+    assert (await client.frame()).startswith(b"CONNECTED")
+    await client.send(b"SUBSCRIBE\nid:1\ndestination:/topic/news\n\n\0")
+    await client.send(b"SUBSCRIBE\nid:2\ndestination:/queue/work\nack:client\n\n\0")
+    await client.send(b"SEND\ndestination:/queue/nobody\nreceipt:r0\n\nwaiting\0")
+    assert (await client.frame()).startswith(b"RECEIPT")
+    await client.send(b"SEND\ndestination:/topic/news\n\nhello\0")
+    assert (await client.frame()).startswith(b"MESSAGE")
+    # STOMP over TCP: a client that gets an ERROR.
+    reader, writer = await asyncio.open_connection("127.0.0.1", tcp.sockets[0].getsockname()[1])
+    writer.write(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0SUBSCRIBE\nid:9\n\n\0")
+    tcp_client = Raw(writer.write, lambda: reader.read(65536))
+    assert (await tcp_client.frame()).startswith(b"CONNECTED")
+    error = await tcp_client.frame()
+    assert error.startswith(b"ERROR") and b"message:Missing destination" in error
+    writer.close()
+    # A session closed for not reading (3001).
+    slow = SockJSClient(http, "/slow")
+    sid = new_id()
+    assert (await slow.xhr_frame(sid)).kind == "o"
+    await asyncio.sleep(5 * UNIT)
+    assert (await slow.xhr_frame(sid)).kind == "c"
+
+    samples = await scrape(http)
+    e = {"endpoint": "/echo"}
+    for transport in SOCKJS_TRANSPORTS:
+        assert value(samples, "sockjs_sessions_open", transport=transport, **e) == 1, transport
+        assert value(samples, "sockjs_sessions_opened_total", transport=transport, **e) == 1, transport
+    assert value(samples, "sockjs_messages_in_total", **e) == len(SOCKJS_TRANSPORTS)
+    assert value(samples, "sockjs_messages_out_total", **e) == len(SOCKJS_TRANSPORTS)
+    assert value(samples, "sockjs_in_bytes_total", **e) >= 6 * len('["hi"]') + len("hi")
+    # JSON-encoded on the SockJS transports, as it is on the raw websocket.
+    assert value(samples, "sockjs_out_bytes_total", **e) == 6 * len('"hi"') + len("hi")
+    assert value(samples, "sockjs_request_errors_total", status="404", **e) == 1
+    assert value(samples, "sockjs_request_errors_total", status="405", **e) == 1
+    assert ("sockjs_queued_bytes", frozenset(e.items())) in samples
+    slow_labels = {"endpoint": "/slow"}
+    assert value(samples, "sockjs_slow_consumer_closes_total", **slow_labels) == 1
+    assert value(samples, "sockjs_sessions_closed_total", code="3001", **slow_labels) == 1
+    assert 0 < value(samples, "sockjs_queued_bytes_high_water", **slow_labels) <= 500
+    s = {"endpoint": "/stomp"}
+    assert value(samples, "sockjs_sessions_open", transport="websocket-raw", **s) == 1
+    assert value(samples, "sockjs_stomp_connections", transport="websocket-raw", **s) == 1
+    assert value(samples, "sockjs_stomp_connections_opened_total", **s) == 2
+    assert value(samples, "sockjs_stomp_subscriptions", **s) == 2
+    assert value(samples, "sockjs_stomp_frames_in_total", command="CONNECT", **s) == 2
+    assert value(samples, "sockjs_stomp_frames_in_total", command="SUBSCRIBE", **s) == 2
+    assert value(samples, "sockjs_stomp_frames_in_total", command="SEND", **s) == 2
+    assert value(samples, "sockjs_stomp_messages_out_total", **s) == 1
+    assert value(samples, "sockjs_stomp_errors_total", message="Missing destination", **s) == 1
+    assert value(samples, "sockjs_stomp_broker_queue_depth", queue="nobody", **s) == 1
+    r = {"endpoint": "/relay"}
+    assert value(samples, "sockjs_stomp_broker_state", state="unavailable", **r) == 1
+    assert value(samples, "sockjs_stomp_broker_state", state="available", **r) == 0
+    assert ("sockjs_stomp_broker_reconnections_total", frozenset(r.items())) in samples
+    assert ("process_resident_memory_bytes", frozenset()) in samples  # prometheus_client's own collectors
+
+    # The same figures as plain data.
+    figures = stats(http.app)  # type: ignore[arg-type]
+    assert figures["/echo"]["sessions_open"] == {t: 1 for t in SOCKJS_TRANSPORTS}
+    assert figures["/stomp"]["stomp"]["subscriptions"] == 2
+    assert figures["/stomp"]["stomp"]["broker"]["queues"] == {"nobody": 1, "work": 0}
+    assert figures["/relay"]["stomp"]["broker"]["state"] == "unavailable"
+    json.dumps(figures)  # plain data
+
+    # Closing: the websocket sessions end with the client's close code.
+    for item in held:
+        closed = item.close()
+        if closed is not None:
+            await closed
+    await ws.close()
+    for _ in range(int(GUARD / UNIT)):
+        samples = await scrape(http)
+        if value(samples, "sockjs_sessions_open", transport="websocket", **e) == 0 and value(
+            samples, "sockjs_sessions_open", transport="websocket-raw", **e
+        ) == 0:
+            break
+        await asyncio.sleep(UNIT)
+    assert value(samples, "sockjs_sessions_open", transport="websocket", **e) == 0
+    assert sum(v for (name, labels), v in samples.items() if name == "sockjs_sessions_closed_total" and ("endpoint", "/echo") in labels) >= 2
+    assert value(samples, "sockjs_stomp_connections", transport="websocket-raw", **s) == 0
+
+
+async def _ws_data(ws: aiohttp.ClientWebSocketResponse) -> bytes:
+    msg = await ws.receive()
+    if msg.type is aiohttp.WSMsgType.TEXT:
+        return str(msg.data).encode()
+    if msg.type is aiohttp.WSMsgType.BINARY:
+        return bytes(msg.data)
+    return b""
+
+
+def test_stats_need_no_prometheus_client() -> None:
+    """Without the extra: stats() works, add_metrics_route says how to get it."""
+    code = """
+import sys
+sys.modules["prometheus_client"] = None  # as if not installed
+from aiohttp import web
+from sockjs_server import add_endpoint
+from sockjs_server.metrics import add_metrics_route, stats
+from sockjs_server.testserver import echo
+app = web.Application()
+add_endpoint(app, "/echo", echo)
+assert stats(app)["/echo"]["messages_in"] == 0
+try:
+    add_metrics_route(app, "/metrics")
+except ImportError as exc:
+    print(exc)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'sockjs-server[metrics]'" in result.stdout
+
+
+def test_error_messages_are_bounded() -> None:
+    from sockjs_server.stats import MAX_ERROR_MESSAGES, StompCounters
+
+    counters = StompCounters()
+    for n in range(MAX_ERROR_MESSAGES + 50):
+        counters.error(f"message {n}")
+    assert len(counters.errors) == MAX_ERROR_MESSAGES + 1
+    assert counters.errors["(other)"] == 50
