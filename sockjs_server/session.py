@@ -450,6 +450,19 @@ class Session:
             receiver.flushing = False
         await receiver.flush_now()
 
+    async def drain(self, limit: int | None = None) -> None:
+        """Wait while the client has ``limit`` bytes or more to take (default: while the queue is
+        at ``send_high_water``/``send_high_water_messages``); returns at once otherwise, and once
+        the session is closed. For senders that queue with :meth:`send_nowait` and can wait."""
+        state = self._state
+        while not state.closed_for_app and (
+            state.must_wait(0) if limit is None else state.queued_bytes >= limit and state.queued_bytes > 0
+        ):
+            writable = self._writable
+            if writable is None:
+                writable = self._writable = self._loop.create_future()
+            await writable
+
     async def _writable_again(self, size: int) -> None:
         """Wait until the client took the queue (or the session closed)."""
         state = self._state

@@ -9,9 +9,13 @@ Per connection, frames are processed one at a time, in order: each request
 from the sans-I/O :class:`~.connection.StompConnection` is awaited (broker
 operations may wait for an upstream broker) before its RECEIPT is sent and
 the next frame is read. Deliveries from the broker are rendered and queued
-synchronously and flushed once per event-loop turn; a client whose unsent
-bytes exceed ``max_pending_bytes`` gets ERROR and is closed, so it never
-slows the publisher or the other subscribers.
+synchronously and flushed once per event-loop turn. A publisher's burst is
+paced by its SockJS subscribers: once a delivery leaves one above its
+high-water mark, the publisher's next frame waits until that subscriber's
+client took its queue, so a subscriber that reads is never dropped for a
+burst; one that takes nothing is closed by its session after the SockJS
+``send_timeout``. A client whose unsent bytes still exceed the hard limit
+(``max_pending_bytes``) gets ERROR and is closed.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class _Link(Protocol):
     text: bool
     #: Pending bytes the transport itself tolerates, if it has a limit of its own.
     capacity: int | None
+    #: Pending bytes above which a publisher waits for this client (:meth:`drain`); None: never.
+    high_water: int | None
 
     def write(self, data: bytes) -> None: ...
 
@@ -101,6 +107,10 @@ class _Link(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    async def drain(self) -> None:
+        """Wait while more than ``high_water`` bytes are pending and the client is taking them."""
+        ...
 
 
 class _SessionLink:
@@ -119,7 +129,9 @@ class _SessionLink:
         self.text = not self.binary
         # Fail with a STOMP ERROR well before the SockJS queue limit closes the
         # session with a bare close frame (JSON escaping can inflate the bytes).
-        self.capacity: int | None = session.endpoint.options.max_queue_bytes // 2
+        options = session.endpoint.options
+        self.capacity: int | None = options.max_queue_bytes // 2
+        self.high_water: int | None = min(options.send_high_water, options.max_queue_bytes // 4)
 
     def write(self, data: bytes) -> None:
         try:
@@ -141,6 +153,10 @@ class _SessionLink:
         else:
             self.session.close_nowait()
 
+    async def drain(self) -> None:
+        if self.high_water is not None:
+            await self.session.drain(self.high_water)
+
 
 class _StreamLink:
     """A TCP stream."""
@@ -148,6 +164,7 @@ class _StreamLink:
     name = "tcp"
     text = False
     capacity: int | None = None
+    high_water: int | None = None  # TCP clients keep the max_pending_bytes rule alone
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -159,6 +176,9 @@ class _StreamLink:
 
     def pending(self) -> int:
         return self.writer.transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        return None
 
     def close(self) -> None:
         if self.writer.is_closing():
@@ -266,6 +286,9 @@ class _Peer:
         self._unflushed += size
         self.conn.send_data(data, self.loop.time())
         self._flush_soon()
+        high_water = self.link.high_water
+        if high_water is not None and self._unflushed + self.link.pending() >= high_water:
+            self.server._congested[self] = None
 
     def _flush_soon(self) -> None:
         if not self._dirty:
@@ -348,6 +371,9 @@ class _Peer:
                 if command is not None:
                     self.counters.frame("NACK" if command == "ACK" and event.nack else command)  # type: ignore[union-attr]
                 await self._execute(event)
+                if self.server._congested:
+                    # This frame's deliveries left subscribers behind: wait for them.
+                    await self.server._relieve()
             except StompError as exc:
                 if exc.receipt_id is None:
                     exc.receipt_id = receipt
@@ -561,6 +587,7 @@ class _Peer:
             self._timer = None
         self.link.close()
         server._peers.pop(self, None)
+        server._congested.pop(self, None)
         if self.principal is not None:
             peers = server._users.get(self.principal.name)
             if peers is not None:
@@ -656,6 +683,8 @@ class StompServer:
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self._peers: dict[_Peer, None] = {}
+        #: Subscribers a delivery left above their high-water mark (see :meth:`_relieve`).
+        self._congested: dict[_Peer, None] = {}
         self._users: dict[str, dict[_Peer, None]] = {}
         # Peers with queued output, flushed together once per event-loop turn
         # (one callback for a whole fan-out, not one per subscriber).
@@ -784,6 +813,17 @@ class StompServer:
             peer.fail(StompError("Server shutting down"))
 
     # --- internals ---------------------------------------------------------
+
+    async def _relieve(self) -> None:
+        """Back-pressure on a publisher: flush the subscribers its deliveries left behind and
+        wait while each one's client takes its queue (one that is not reading is closed by its
+        SockJS session after ``send_timeout``, which ends the wait)."""
+        while self._congested:
+            peer = next(iter(self._congested))
+            del self._congested[peer]
+            if peer._dirty:
+                peer.flush()
+            await peer.link.drain()
 
     def _flush_later(self, peer: _Peer) -> None:
         self._dirty.append(peer)
