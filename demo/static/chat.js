@@ -781,7 +781,7 @@
     var facts = $('facts');
     facts.textContent = '';
     var rows = [
-      ['Transport in use', transportLabel()],
+      ['Transport in use', state.connected ? transportLabel() : '– (not connected)'],
       ['Requested', TRANSPORT_LABELS[boot.transport]],
       ['WebSocket in this page', boot.legacy ? 'hidden (legacy browser)' : (window.WebSocket ? 'available' : 'not available')],
       ['Round trip', state.rtt === null ? '–' : state.rtt.toFixed(1) + ' ms'],

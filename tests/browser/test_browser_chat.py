@@ -229,6 +229,10 @@ def test_reconnects_after_server_restart(browser: Any) -> None:
             expect(page.locator("#conversation-subtitle")).to_have_text("1 member when last connected")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "disconnected.png"))
+            page.click("#open-settings")
+            expect(page.locator("#facts")).to_contain_text("– (not connected)")
+            page.keyboard.press("Escape")
+            expect(page.locator("#settings")).to_be_hidden()
             with ServerProcess("demo-restart-2", argv, "127.0.0.1", port) as again:
                 ann.connected()
                 expect(page.locator("#banner")).to_be_hidden()
