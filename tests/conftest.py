@@ -8,9 +8,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+import process_cleanup
 from sockjs_client import AppServer, Serve, Served, SockJSClient, echo
 from sockjs_server import Handler, Options, add_endpoint
 from sockjs_server.testserver import make_app
+
+# A killed test run (SIGTERM, SIGHUP) takes the servers it started with it.
+process_cleanup.install()
 
 
 @pytest.fixture

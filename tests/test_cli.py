@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -366,3 +368,53 @@ async def test_session_and_access_logs_can_be_switched() -> None:
         returncode, err = await stop(process)
     assert returncode == 0
     assert err == ""
+
+
+INNER_TEST = '''
+import subprocess, sys, time
+from pathlib import Path
+
+def test_holds_a_server():
+    server = subprocess.Popen([sys.executable, "-m", "sockjs_server", "echo", "--port", "0"], cwd=ROOT)
+    Path(PIDFILE).write_text(str(server.pid))
+    time.sleep(600)
+'''
+
+
+def test_a_killed_test_run_leaves_no_server(tmp_path: Path) -> None:
+    """SIGTERM to pytest while a test holds a server: the server goes too."""
+    pidfile = tmp_path / "server.pid"
+    (tmp_path / "test_inner.py").write_text(f"ROOT = {str(ROOT)!r}\nPIDFILE = {str(pidfile)!r}\n" + INNER_TEST)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "process_cleanup", str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(int(3 * GUARD / UNIT)):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(UNIT)
+        server_pid = int(pidfile.read_text())
+        assert process_alive(server_pid)
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=GUARD) == -signal.SIGTERM
+        for _ in range(int(GUARD / UNIT)):
+            if not process_alive(server_pid):
+                break
+            time.sleep(UNIT)
+        assert not process_alive(server_pid), "the server outlived its test run"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
