@@ -20,6 +20,7 @@ import abc
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from .auth import Principal
@@ -30,6 +31,8 @@ from .frames import AckMode, Version
 __all__ = ["Broker", "BrokerClient", "Message"]
 
 logger = logging.getLogger(__name__)
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -140,8 +143,15 @@ class Broker(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def unsubscribe(self, client: BrokerClient, subscription: str) -> None:
-        """Stop a subscription; its unacknowledged messages are redelivered."""
+    async def unsubscribe(
+        self, client: BrokerClient, subscription: str, headers: Mapping[str, str] = _NO_HEADERS
+    ) -> None:
+        """Stop a subscription; its unacknowledged messages are redelivered.
+
+        ``headers`` are the other UNSUBSCRIBE headers: RabbitMQ deletes the
+        queue of a durable subscription only when they say ``durable:true``
+        (or ``persistent:true``).
+        """
 
     # --- publishing and acknowledgements ----------------------------------
 

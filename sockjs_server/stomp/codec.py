@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-from .errors import FrameTooLarge, ProtocolError
+from .errors import FrameTooLarge, ProtocolError, frame_error
 from .frames import Command, Frame, Version
 
 __all__ = [
@@ -78,7 +78,7 @@ def decode_header(text: str, version: Version | None, command: Command | None = 
         try:
             return table[seq]
         except KeyError:
-            raise ProtocolError("Invalid header", f"undefined escape sequence {seq!r} in header") from None
+            raise frame_error("Invalid header", f"undefined escape sequence {seq!r} in header") from None
 
     return _ESCAPE_RE.sub(replace, text)
 
@@ -166,10 +166,11 @@ class FrameParser:
             raise ProtocolError("Parser closed", "a previous error ended this stream")
         try:
             return self._next()
-        except ProtocolError:
-            self._failed = True
-            self._buf.clear()
-            self._pos = 0
+        except ProtocolError as exc:
+            if exc.fatal:
+                self._failed = True
+                self._buf.clear()
+                self._pos = 0
             raise
 
     def feed(self, data: bytes) -> list[Frame]:
@@ -198,12 +199,15 @@ class FrameParser:
         if not self._in_body:
             if self._command is None:
                 # "The NULL octet can be optionally followed by multiple EOLs";
-                # EOLs between frames are heart-beats.
+                # EOLs between frames are heart-beats. Stray NULs there are
+                # skipped too, as RabbitMQ does.
                 pos = self._pos
                 while pos < n:
                     c = buf[pos]
                     if c == 10:
                         self.heartbeats += 1
+                        pos += 1
+                    elif c == 0:
                         pos += 1
                     elif c == 13:
                         if pos + 1 >= n:
@@ -311,12 +315,12 @@ class FrameParser:
         for line in lines:
             key, sep, value = line.partition(":")
             if not sep:
-                raise ProtocolError("Invalid header", f"header line without a colon: {line[:80]!r}", receipt_id=receipt)
+                raise frame_error("Invalid header", f"header line without a colon: {line[:80]!r}", receipt_id=receipt)
             key = decode_header(key, version, command)
             value = decode_header(value, version, command)
             if receipt is None and key == "receipt":
                 receipt = value
             headers.append((key, value))
         if command is None:
-            raise ProtocolError("Bad command", f"could not interpret command {name[:40]!r}", receipt_id=receipt)
+            raise frame_error("Bad command", f'Could not interpret command "{name[:40]}"\n', receipt_id=receipt)
         return Frame(command, tuple(headers), body)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .codec import HEARTBEAT, FrameParser, serialize
-from .errors import FrameTooLarge, ProtocolError, StompError
+from .errors import FrameTooLarge, ProtocolError, StompError, frame_error
 from .frames import SUPPORTED_VERSIONS, AckMode, Command, Frame, Version
 
 __all__ = [
@@ -76,8 +76,10 @@ class StompOptions:
     #: Outbound bytes queued for one client before it counts as a slow
     #: consumer and is disconnected with ERROR.
     max_pending_bytes: int = 4 * MiB
-    #: Heart-beats the server offers: (can send every, wants every), seconds; 0 disables.
-    heartbeat: tuple[float, float] = (10.0, 10.0)
+    #: Shortest heart-beat interval granted, seconds. The server honours the
+    #: rates a client asks for, as RabbitMQ does, rounded down to a multiple of
+    #: this and never below it (RabbitMQ counts whole seconds).
+    min_heartbeat: float = 1.0
     #: A client silent for this many agreed intervals is considered dead.
     heartbeat_tolerance: float = 3.0
     #: Seconds a client may take to send CONNECT (and be authenticated).
@@ -102,8 +104,8 @@ class StompOptions:
         if self.max_pending_bytes < self.max_frame_size:
             # Otherwise one large message would make any subscriber a "slow consumer".
             raise ValueError("StompOptions.max_pending_bytes must be at least max_frame_size")
-        if len(self.heartbeat) != 2 or min(self.heartbeat) < 0:
-            raise ValueError("StompOptions.heartbeat must be two non-negative numbers of seconds")
+        if not self.min_heartbeat > 0:
+            raise ValueError("StompOptions.min_heartbeat must be positive")
         if self.heartbeat_tolerance < 1:
             raise ValueError("StompOptions.heartbeat_tolerance must be at least 1")
         if self.connect_timeout <= 0:
@@ -121,9 +123,12 @@ class State(enum.Enum):
 
 
 #: Headers only the server sets on MESSAGE frames; a client cannot forge them.
-SERVER_SET_HEADERS = frozenset(
-    {"destination", "message-id", "subscription", "ack", "redelivered", "user-id", "content-length", "receipt", "transaction"}
-)
+#: (A SEND's ``receipt`` and ``transaction`` headers travel with the message,
+#: as RabbitMQ shows them.)
+SERVER_SET_HEADERS = frozenset({"destination", "message-id", "subscription", "ack", "redelivered", "user-id", "content-length"})
+
+#: The versions named in every ERROR frame, as RabbitMQ does.
+_SUPPORTED = ",".join(v.value for v in SUPPORTED_VERSIONS)
 
 
 @dataclass(slots=True)
@@ -171,6 +176,8 @@ class SubscribeRequest:
 class UnsubscribeRequest:
     subscription: Subscription
     receipt: str | None
+    #: Other UNSUBSCRIBE headers (``durable:true`` deletes a durable subscription's queue).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +256,21 @@ def _parse_heartbeat(value: str | None) -> tuple[int, int]:
         return 0, 0
     parts = value.split(",")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ProtocolError("Invalid heart-beat", f"heart-beat must be two integers separated by a comma, got {value[:40]!r}")
+        # RabbitMQ's words for it.
+        raise frame_error("Processing error", "Processing error")
     return int(parts[0]), int(parts[1])
+
+
+def _grant(ms: int, minimum: float) -> int:
+    """A heart-beat interval the client asked for, as the server grants it."""
+    if ms <= 0:
+        return 0
+    step = max(1, round(minimum * 1000))
+    return max(step, ms // step * step)
+
+
+def _bad_transaction(name: str) -> ProtocolError:
+    return frame_error("Bad transaction", f'Invalid transaction identifier: "{name}"\n')
 
 
 def _negotiate_version(accept: str | None) -> Version:
@@ -263,14 +283,9 @@ def _negotiate_version(accept: str | None) -> Version:
     for version in reversed(SUPPORTED_VERSIONS):
         if version.value in offered:
             return version
-    supported = ",".join(v.value for v in SUPPORTED_VERSIONS)
     # "If the client and server do not share any common protocol versions, then
-    # the server MUST respond with an ERROR frame ... and then close the connection."
-    raise ProtocolError(
-        "Version mismatch",
-        f"Supported versions are {supported}",
-        headers=(("version", supported),),
-    )
+    # the server MUST respond with an ERROR frame": RabbitMQ then waits for another CONNECT.
+    raise frame_error("Version mismatch", f"Supported versions are {_SUPPORTED}\n")
 
 
 class StompConnection:
@@ -330,12 +345,13 @@ class StompConnection:
             if self.state is State.AWAITING_CONNECT:
                 if frame.command is Command.CONNECT or frame.command is Command.STOMP:
                     return self._on_connect(frame)
-                raise ProtocolError("Illegal command", "You must log in using CONNECT first")
+                raise frame_error("Illegal command", "You must log in using CONNECT first")
             handler = _HANDLERS.get(frame.command)
             if handler is None:
                 if frame.command is Command.CONNECT or frame.command is Command.STOMP:
-                    raise ProtocolError("Already connected", "CONNECT may only be sent once")
-                raise ProtocolError("Bad command", f"could not interpret command {frame.command.value!r} from a client")
+                    # RabbitMQ closes the connection without a word.
+                    raise ProtocolError("Already connected", "CONNECT may only be sent once", silent=True)
+                raise frame_error("Bad command", f'Could not interpret command "{frame.command.value}"\n')
             return handler(self, frame, receipt)
         except StompError as exc:
             if exc.receipt_id is None and receipt is not None:
@@ -344,9 +360,8 @@ class StompConnection:
 
     def _on_connect(self, frame: Frame) -> ConnectRequest:
         version = _negotiate_version(frame.get("accept-version"))
-        if version is not Version.V1_0:
-            # STOMP 1.0 has no heart-beating.
-            self._client_heartbeat = _parse_heartbeat(frame.get("heart-beat"))
+        # STOMP 1.0 has no heart-beating, but a 1.0 client asking for it gets it (as from RabbitMQ).
+        self._client_heartbeat = _parse_heartbeat(frame.get("heart-beat"))
         self.version = version
         self.state = State.AUTHENTICATING
         return ConnectRequest(version, frame.get("login"), frame.get("passcode"), frame.get("host"), frame)
@@ -354,7 +369,7 @@ class StompConnection:
     def _require(self, frame: Frame, name: str) -> str:
         value = frame.get(name)
         if value is None:
-            raise ProtocolError(f"Missing {name}", f'"{frame.command.value}" must include a {name!r} header')
+            raise frame_error(f"Missing {name}", f"\"{frame.command.value}\" must include a '{name}' header\n")
         return value
 
     def _transaction_for(self, frame: Frame, size: int) -> _Transaction | None:
@@ -363,7 +378,7 @@ class StompConnection:
             return None
         tx = self._transactions.get(name)
         if tx is None:
-            raise ProtocolError("Invalid transaction", f"transaction {name[:80]!r} is not open")
+            raise _bad_transaction(name)
         opts = self.options
         if len(tx.operations) >= opts.max_transaction_frames:
             raise FrameTooLarge("Transaction too large", f"a transaction may hold at most {opts.max_transaction_frames} frames")
@@ -377,12 +392,15 @@ class StompConnection:
 
     def _buffer(self, tx: _Transaction, frame: Frame, request: SendRequest | AckRequest, receipt: str | None) -> Buffered:
         # "any messages sent or acknowledged during a transaction will be
-        # processed atomically based on the transaction": held until COMMIT.
+        # processed atomically based on the transaction": held until COMMIT,
+        # which also sends their receipts (as RabbitMQ does).
         tx.operations.append(request)
-        return Buffered(frame.get("transaction") or "", receipt)
+        return Buffered(frame.get("transaction") or "", None)
 
     def _on_send(self, frame: Frame, receipt: str | None) -> SendRequest | Buffered:
         destination = self._require(frame, "destination")
+        if "message-id" in frame:
+            raise frame_error("Invalid header", "'message-id' is not allowed on 'SEND'.\n")
         tx = self._transaction_for(frame, len(frame.body))
         seen: set[str] = set()
         headers: list[tuple[str, str]] = []
@@ -394,29 +412,29 @@ class StompConnection:
             seen.add(name)
             headers.append((name, value))
         if tx is not None:
-            return self._buffer(tx, frame, SendRequest(destination, frame.body, tuple(headers), None), receipt)
+            return self._buffer(tx, frame, SendRequest(destination, frame.body, tuple(headers), receipt), receipt)
         return SendRequest(destination, frame.body, tuple(headers), receipt)
 
     def _on_subscribe(self, frame: Frame, receipt: str | None) -> SubscribeRequest:
         destination = self._require(frame, "destination")
         client_id = frame.get("id")
-        if client_id is None:
-            if self.version is not Version.V1_0:
-                # "an id header MUST be included in the frame to uniquely identify the subscription"
-                self._require(frame, "id")
-            key = destination
-        else:
-            key = client_id
+        # "an id header MUST be included": RabbitMQ accepts an id-less
+        # SUBSCRIBE in every version and names it after its destination.
+        key = destination if client_id is None else client_id
         if key in self.subscriptions:
             # "Within the same connection, different subscriptions MUST use different subscription identifiers."
-            raise ProtocolError("Duplicated subscription identifier", f"a subscription identified by {key[:80]!r} already exists")
+            # RabbitMQ names the subscription by its consumer tag, and closes.
+            tag = f"Q_{key}" if client_id is None else f"T_{key}"
+            raise ProtocolError(
+                "Duplicated subscription identifier", f"A subscription identified by '{tag}' already exists.", receipt_after=True
+            )
         if len(self.subscriptions) >= self.options.max_subscriptions:
             raise FrameTooLarge("Too many subscriptions", f"a connection may hold at most {self.options.max_subscriptions} subscriptions")
         ack_value = frame.get("ack", "auto")
         try:
             ack = AckMode(ack_value)
         except ValueError:
-            raise ProtocolError("Invalid ack mode", f"ack must be auto, client or client-individual, got {ack_value!r}") from None
+            raise frame_error("Processing error", "Processing error") from None
         sub = Subscription(key, client_id, destination, ack)
         self.subscriptions[key] = sub
         extra = {k: v for k, v in frame.header_map.items() if k not in ("id", "destination", "ack", "receipt")}
@@ -424,45 +442,50 @@ class StompConnection:
 
     def _on_unsubscribe(self, frame: Frame, receipt: str | None) -> UnsubscribeRequest:
         key = frame.get("id")
-        sub: Subscription | None
         if key is None:
-            destination = frame.get("destination")
-            if self.version is not Version.V1_0 or destination is None:
-                raise ProtocolError("Missing id", '"UNSUBSCRIBE" must include an \'id\' header')
-            sub = next((s for s in self.subscriptions.values() if s.destination == destination), None)
+            key = frame.get("destination")
+            if key is None:
+                raise frame_error("Missing destination or id", "UNSUBSCRIBE must include a 'destination' or 'id' header")
+            shown = f"destination='{key}'"
         else:
-            sub = self.subscriptions.get(key)
+            shown = f"id='{key}'"
+        sub = self.subscriptions.get(key)
         if sub is None:
             # "This header MUST match the subscription identifier of an existing subscription."
-            raise ProtocolError("No subscription found", "UNSUBSCRIBE must refer to an existing subscription")
+            raise frame_error(
+                "No subscription found",
+                f'UNSUBSCRIBE must refer to an existing subscription.\nSubscription to "{shown}" not found.\n',
+            )
         del self.subscriptions[sub.key]
-        return UnsubscribeRequest(sub, receipt)
+        extra = {k: v for k, v in frame.header_map.items() if k not in ("id", "receipt")}
+        return UnsubscribeRequest(sub, receipt, extra)
 
     def _on_ack(self, frame: Frame, receipt: str | None) -> AckRequest | Buffered:
         nack = frame.command is Command.NACK
-        subscription: str | None = None
-        if self.version is Version.V1_2:
-            # "The ACK frame MUST include an id header matching the ack header of the MESSAGE"
-            ack_id = self._require(frame, "id")
-        elif self.version is Version.V1_1:
-            ack_id = self._require(frame, "message-id")
-            subscription = self._require(frame, "subscription")
-        else:
-            if nack:
-                raise ProtocolError("Bad command", "NACK is not part of STOMP 1.0")
-            ack_id = self._require(frame, "message-id")
-            subscription = frame.get("subscription")
-        requeue = frame.get("requeue", "true") != "false"
+        # "The ACK frame MUST include an id header matching the ack header of
+        # the MESSAGE" (1.2); message-id before. The subscription header of
+        # 1.1 is not checked, as RabbitMQ does not; NACK is accepted in 1.0 too.
+        name = "id" if self.version is Version.V1_2 else "message-id"
+        ack_id = frame.get(name)
+        if ack_id is None:
+            raise frame_error("Missing header", f'"{frame.command.value}" must include the "{name}" header\n')
+        subscription = frame.get("subscription")
+        # RabbitMQ reads requeue as a boolean in any letter case.
+        requeue = (frame.get("requeue") or "true").lower() != "false"
         tx = self._transaction_for(frame, 0)
         if tx is not None:
-            return self._buffer(tx, frame, AckRequest(ack_id, subscription, None, nack, requeue), receipt)
+            # RabbitMQ confirms an ACK/NACK in a transaction at once (a SEND only at COMMIT).
+            self._buffer(tx, frame, AckRequest(ack_id, subscription, None, nack, requeue), receipt)
+            return Buffered(frame.get("transaction") or "", receipt)
         return AckRequest(ack_id, subscription, receipt, nack, requeue)
 
     def _on_begin(self, frame: Frame, receipt: str | None) -> BeginRequest:
         name = self._require(frame, "transaction")
-        if name in self._transactions:
-            # "Within the same connection, different transactions MUST use different transaction identifiers."
-            raise ProtocolError("Transaction already started", f"transaction {name[:80]!r} is already open")
+        old = self._transactions.pop(name, None)
+        if old is not None:
+            # "different transactions MUST use different transaction identifiers":
+            # RabbitMQ accepts a repeated BEGIN, which starts the transaction afresh.
+            self._transaction_bytes -= old.size
         if len(self._transactions) >= self.options.max_transactions:
             raise FrameTooLarge("Too many transactions", f"a connection may hold at most {self.options.max_transactions} open transactions")
         self._transactions[name] = _Transaction()
@@ -472,7 +495,7 @@ class StompConnection:
         name = self._require(frame, "transaction")
         tx = self._transactions.pop(name, None)
         if tx is None:
-            raise ProtocolError("Invalid transaction", f"transaction {name[:80]!r} is not open")
+            raise _bad_transaction(name)
         self._transaction_bytes -= tx.size
         return name, tx
 
@@ -505,18 +528,17 @@ class StompConnection:
         self._parser.version = self.version
         self._parser.max_frame_size = self.options.max_frame_size
         headers = [("version", self.version.value)]
-        if self.version is not Version.V1_0:
-            cx, cy = self._client_heartbeat
-            sx = round(self.options.heartbeat[0] * 1000)
-            sy = round(self.options.heartbeat[1] * 1000)
-            # "if <cx> is 0 (the client cannot send heart-beats) or <sy> is 0 (the
-            # server does not want to receive heart-beats) then there will be none;
-            # otherwise, there will be heart-beats every MAX(<cx>,<sy>) milliseconds.
-            # In the other direction, <sx> and <cy> are used the same way."
-            receive_ms = max(cx, sy) if cx and sy else 0
-            send_ms = max(sx, cy) if sx and cy else 0
-            self.heartbeat = _Heartbeat(send=send_ms / 1000, receive=receive_ms / 1000)
-            headers.append(("heart-beat", f"{send_ms},{receive_ms}"))
+        cx, cy = self._client_heartbeat
+        # "if <cx> is 0 (the client cannot send heart-beats) or <sy> is 0 (the
+        # server does not want to receive heart-beats) then there will be none;
+        # otherwise, there will be heart-beats every MAX(<cx>,<sy>) milliseconds."
+        # Like RabbitMQ the server wants what the client offers and sends what
+        # it asks for, within the min_heartbeat bound; CONNECTED always says so,
+        # "0,0" included, in every version.
+        minimum = self.options.min_heartbeat
+        send_ms, receive_ms = _grant(cy, minimum), _grant(cx, minimum)
+        self.heartbeat = _Heartbeat(send=send_ms / 1000, receive=receive_ms / 1000)
+        headers.append(("heart-beat", f"{send_ms},{receive_ms}"))
         headers += [("session", session_id), ("server", self.options.server_name)]
         self.last_received = now
         self._queue(serialize(Frame(Command.CONNECTED, tuple(headers)), self.version), now)
@@ -528,21 +550,29 @@ class StompConnection:
         self._queue(serialize(Frame(Command.RECEIPT, (("receipt-id", receipt_id),)), self.version), now)
 
     def fail(self, error: StompError, now: float) -> None:
-        """Queue an ERROR frame and close: nothing more is read or accepted."""
+        """Queue an ERROR frame; a fatal error also closes: nothing more is read or accepted.
+
+        After a non-fatal one (a mistake confined to one frame) the connection
+        goes on, as RabbitMQ's does; before CONNECTED it waits for CONNECT again.
+        """
         if self.state is State.CLOSED:
             return
-        headers: list[tuple[str, str]] = [("message", error.message)]
-        if error.receipt_id is not None:
-            # "if the frame included a receipt header, the ERROR frame SHOULD set
-            # the receipt-id header to match the value of the receipt header"
-            headers.append(("receipt-id", error.receipt_id))
-        headers += error.headers
-        body = error.detail.encode("utf-8")
-        if body:
-            headers.append(("content-type", "text/plain"))
         self.error = error
-        self._queue(serialize(Frame(Command.ERROR, tuple(headers), body), self.version), now)
-        self.state = State.CLOSED
+        if not error.silent:
+            # RabbitMQ's form: message, a text/plain body, the supported
+            # versions, and no receipt-id (the spec's SHOULD leaves room).
+            headers: list[tuple[str, str]] = [("message", error.message), ("content-type", "text/plain")]
+            headers += [(k, v) for k, v in error.headers if k not in ("content-type", "version")]
+            headers.append(("version", _SUPPORTED))
+            body = error.detail.encode("utf-8")
+            self._queue(serialize(Frame(Command.ERROR, tuple(headers), body), self.version), now)
+        if error.receipt_after and error.receipt_id is not None:
+            self._queue(serialize(Frame(Command.RECEIPT, (("receipt-id", error.receipt_id),)), self.version), now)
+        if error.fatal or self.state is State.DISCONNECTING:
+            self.state = State.CLOSED
+        elif self.state is State.AUTHENTICATING:
+            self.state = State.AWAITING_CONNECT
+            self.version = None
 
     def connection_lost(self) -> None:
         """The transport is gone; nothing more goes in or out."""
@@ -588,7 +618,7 @@ class StompConnection:
             return None
         deadlines = []
         if self.heartbeat.send:
-            deadlines.append(self.last_sent + self.heartbeat.send)
+            deadlines.append(self.last_sent + self.heartbeat.send / 2)
         if self.heartbeat.receive:
             deadlines.append(self.last_received + self.heartbeat.receive * self.options.heartbeat_tolerance)
         return min(deadlines) if deadlines else None
@@ -607,7 +637,9 @@ class StompConnection:
             # did not receive any new data, it MAY consider the connection as dead"
             self.fail(ProtocolError("Heart-beat timeout", f"no data from the client for {now - self.last_received:.1f} s"), now)
             return
-        if hb.send and now >= self.last_sent + hb.send:
+        # Sent at half the agreed interval (as RabbitMQ does), so that a late
+        # timer or a slow network never looks like a dead server.
+        if hb.send and now >= self.last_sent + hb.send / 2:
             # "if the sender has no real STOMP frame to send, it MUST send an end-of-line (EOL)"
             self._queue(HEARTBEAT, now)
 

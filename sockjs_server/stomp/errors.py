@@ -6,7 +6,7 @@ Each carries what the ERROR frame needs: a short ``message`` header, a longer
 
 from __future__ import annotations
 
-__all__ = ["StompError", "ProtocolError", "FrameTooLarge", "AccessDenied", "BrokerError"]
+__all__ = ["StompError", "ProtocolError", "FrameTooLarge", "AccessDenied", "BrokerError", "frame_error"]
 
 
 class StompError(Exception):
@@ -19,17 +19,35 @@ class StompError(Exception):
         *,
         receipt_id: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
+        fatal: bool = True,
+        receipt_after: bool = False,
+        silent: bool = False,
     ) -> None:
         super().__init__(message if not detail else f"{message}: {detail}")
         self.message = message
         self.detail = detail
         self.receipt_id = receipt_id
-        #: Extra ERROR headers, e.g. ``version`` on a version mismatch.
+        #: Extra ERROR headers.
         self.headers = headers
+        #: Whether the connection ends after the ERROR. RabbitMQ, more lenient
+        #: than the spec's "MUST then close", keeps serving a client after most
+        #: mistakes in one frame (a missing header, an unknown destination) and
+        #: closes only when the connection's state is broken.
+        self.fatal = fatal
+        #: The failed frame's RECEIPT still follows the ERROR (RabbitMQ does so
+        #: when it closes over a frame it had accepted, e.g. a duplicated subscription).
+        self.receipt_after = receipt_after
+        #: Close without sending ERROR at all (RabbitMQ's answer to a second CONNECT).
+        self.silent = silent
 
 
 class ProtocolError(StompError):
     """The client broke the protocol: malformed frame, missing header, wrong state."""
+
+
+def frame_error(message: str, detail: str = "", **kwargs: object) -> ProtocolError:
+    """A mistake confined to one frame: ERROR, and the connection goes on (as RabbitMQ does)."""
+    return ProtocolError(message, detail, fatal=False, **kwargs)  # type: ignore[arg-type]
 
 
 class FrameTooLarge(ProtocolError):

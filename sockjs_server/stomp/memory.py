@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .auth import Principal
-from .broker import Broker, BrokerClient, Message
+from .broker import _NO_HEADERS, Broker, BrokerClient, Message
+from .destinations import display_destination, unknown_destination
 from .errors import BrokerError, ProtocolError
 from .frames import AckMode
 
@@ -39,8 +40,6 @@ logger = logging.getLogger(__name__)
 
 KiB = 1024
 MiB = 1024 * 1024
-
-_VALID_TYPES = "/topic, /queue, /exchange/amq.topic, /amq/queue"
 
 
 def parse_destination(destination: str) -> tuple[str, str]:
@@ -56,10 +55,9 @@ def parse_destination(destination: str) -> tuple[str, str]:
             if name:
                 return kind, name
             break
-    raise BrokerError(
-        "Unknown destination",
-        f"{destination[:200]!r} is not a valid destination.\nValid destination types are: {_VALID_TYPES}.",
-    )
+    # RabbitMQ's words, for destinations the MemoryBroker does not model
+    # (other exchanges, /temp-queue/, /reply-queue/, plain queue names).
+    raise unknown_destination(destination)
 
 
 def topic_matches(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
@@ -226,7 +224,7 @@ class MemoryBroker(Broker):
             q.subs.append(sub)
             self._dispatch(q)
 
-    async def unsubscribe(self, client: BrokerClient, subscription: str) -> None:
+    async def unsubscribe(self, client: BrokerClient, subscription: str, headers: Mapping[str, str] = _NO_HEADERS) -> None:
         state = self._clients.get(client.client_id)
         sub = state.subs.get(subscription) if state is not None else None
         if state is None or sub is None:
@@ -339,10 +337,10 @@ class MemoryBroker(Broker):
     ) -> None:
         kind, name = parse_destination(destination)
         if kind == "topic":
-            message = Message(f"/topic/{name}", body, headers)
+            message = Message(display_destination("/topic/", name), body, headers)
             self._fan_out(name, message)
             return
-        message = Message(f"/queue/{name}", body, headers)
+        message = Message(display_destination("/queue/", name), body, headers)
         size = message.size
         if self.stored_bytes + size > self.max_stored_bytes:
             raise BrokerError("Broker storage full", f"queued messages are limited to {self.max_stored_bytes} bytes")
@@ -374,8 +372,7 @@ class MemoryBroker(Broker):
         if state is not None:
             sub = state.pending.get(ack_id)
             if sub is not None:
-                if subscription is not None and subscription != sub.id:
-                    raise ProtocolError("Invalid header", f'"{command}" subscription does not match the message')
+                # A subscription header naming another subscription is ignored, as RabbitMQ does.
                 return state, sub
         if ack_id.startswith("T") and ack_id[1:].isdigit():
             return None  # a topic message: nothing is held for it

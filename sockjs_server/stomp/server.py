@@ -37,6 +37,7 @@ from sockjs_server.stats import StompCounters
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
 from .codec import encode_header
+from .destinations import check_destination
 from .connection import (
     SERVER_SET_HEADERS,
     AbortRequest,
@@ -226,6 +227,8 @@ class _Peer:
         #: Subscription key -> user destination suffix ("/queue/x") it listens to.
         self.user_subs: dict[str, str] = {}
         self.app_subs: set[str] = set()
+        #: Subscriptions whose SUBSCRIBE is being carried out -> deliveries held until its RECEIPT.
+        self._held: dict[str, list[bytes]] = {}
         self._app_ids = 0
         self._unflushed = 0
         self._dirty = False  # queued in the server's flush batch
@@ -265,6 +268,10 @@ class _Peer:
                 b"true" if redelivered else b"false",
             )
         self.counters.messages_out += 1
+        held = self._held.get(subscription) if self._held else None
+        if held is not None:
+            held.append(head + tail)
+            return
         self._queue(head + tail)
 
     def broker_lost(self, error: StompError) -> None:
@@ -307,12 +314,13 @@ class _Peer:
             self._arm_timer()
 
     def fail(self, error: StompError) -> None:
-        """Send ERROR and close (at most once)."""
+        """Send ERROR, and close if the error is fatal (at most once)."""
         if self.conn.state is State.CLOSED:
             return
-        self.close_reason = f"ERROR {error.message}"
         self.counters.error(error.message)
         self.conn.fail(error, self.loop.time())
+        if self.conn.closing:
+            self.close_reason = f"ERROR {error.message}"
         self.flush()
 
     # --- timers ------------------------------------------------------------
@@ -379,7 +387,8 @@ class _Peer:
                     exc.receipt_id = receipt
                 self.log.debug("ERROR %s: %s", exc.message, exc.detail)
                 self.fail(exc)
-                return
+                if conn.closing:
+                    return
             except Exception:
                 self.log.exception("failed to process a frame")
                 self.fail(StompError("Internal error", "the server failed to process the frame", receipt_id=receipt))
@@ -394,18 +403,40 @@ class _Peer:
         if isinstance(event, SendRequest):
             await self._send(event)
         elif isinstance(event, SubscribeRequest):
-            await self._subscribe(event.subscription, event.headers)
+            key = event.subscription.key
+            # Deliveries for the new subscription wait for its RECEIPT: a client
+            # must learn that it is subscribed before it gets the first MESSAGE.
+            self._held[key] = []
+            try:
+                await self._subscribe(event.subscription, event.headers)
+            except BaseException:
+                # Not subscribed after all: the id is free again.
+                del self._held[key]
+                self.conn.subscriptions.pop(key, None)
+                self.display.pop(key, None)
+                self.user_subs.pop(key, None)
+                self.app_subs.discard(key)
+                raise
+            self.conn.receipt(event.receipt, now())
+            for data in self._held.pop(key, ()):
+                self._queue(data)
+            return
         elif isinstance(event, AckRequest):
             await self._ack(event)
         elif isinstance(event, UnsubscribeRequest):
-            await self._unsubscribe(event.subscription)
+            await self._unsubscribe(event.subscription, event.headers)
         elif isinstance(event, CommitRequest):
+            # As RabbitMQ: the COMMIT's RECEIPT first, then the transaction's
+            # frames carried out in order, each SEND confirmed as it is done.
+            self.conn.receipt(event.receipt, now())
             for op in event.operations:
                 self.counters.frame("SEND" if isinstance(op, SendRequest) else "NACK" if op.nack else "ACK")
                 if isinstance(op, SendRequest):
                     await self._send(op)
                 else:
                     await self._ack(op)
+                self.conn.receipt(op.receipt, now())
+            return
         elif isinstance(event, DisconnectRequest):
             self.close_reason = "DISCONNECT"
             self.conn.receipt(event.receipt, now())
@@ -445,9 +476,16 @@ class _Peer:
         if authorize is not None and not await _maybe_await(authorize(self.principal, command, destination)):
             raise AccessDenied("Access refused", f"not allowed to {command.value} {destination[:200]}")
 
+    def _check_destination(self, destination: str) -> None:
+        """RabbitMQ's destination rules (application and user destinations have their own)."""
+        server = self.server
+        if server._app_path(destination) is None and not destination.startswith(server.user_prefix + "/"):
+            check_destination(destination)
+
     async def _send(self, req: SendRequest) -> None:
         server = self.server
         destination = req.destination
+        self._check_destination(destination)
         await self._authorize(Command.SEND, destination)
         path = server._app_path(destination)
         if path is not None:
@@ -468,6 +506,7 @@ class _Peer:
         server = self.server
         version = self.conn.version
         destination = sub.destination
+        self._check_destination(destination)
         await self._authorize(Command.SUBSCRIBE, destination)
         if sub.client_id is not None:
             sub.header_line = b"subscription:%b\n" % encode_header(sub.client_id, version).encode("utf-8")
@@ -489,13 +528,13 @@ class _Peer:
             return
         await server.broker.subscribe(self, sub.key, destination, sub.ack, headers)
 
-    async def _unsubscribe(self, sub: Subscription) -> None:
+    async def _unsubscribe(self, sub: Subscription, headers: Mapping[str, str]) -> None:
         if sub.key in self.app_subs:
             self.app_subs.discard(sub.key)
             return
         self.user_subs.pop(sub.key, None)
         self.display.pop(sub.key, None)
-        await self.server.broker.unsubscribe(self, sub.key)
+        await self.server.broker.unsubscribe(self, sub.key, headers)
 
     async def _ack(self, req: AckRequest) -> None:
         if req.ack_id.startswith(_APP_ACK_PREFIX):

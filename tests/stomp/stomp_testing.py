@@ -363,12 +363,13 @@ class StompClient:
         if receipt is not None:
             await self.receipt(receipt)
 
-    async def expect_error(self, message: str | None = None) -> ClientFrame:
-        """An ERROR frame, then the connection closes."""
+    async def expect_error(self, message: str | None = None, *, closed: bool = True) -> ClientFrame:
+        """An ERROR frame, then (``closed``) the connection closes."""
         frame = await self.expect("ERROR")
         if message is not None:
             assert frame["message"] == message, frame.headers
-        await self.wait_closed()
+        if closed:
+            await self.wait_closed()
         return frame
 
     async def wait_closed(self, timeout: float = TIMEOUT) -> None:

@@ -42,7 +42,7 @@ async def test_frame_too_large_before_and_after_connect(harness):
     c = await h.connected()
     await c.send_frame("SEND", {"destination": "/topic/a", "receipt": "r", "content-length": "10000"})
     error = await c.expect_error("Frame too large")
-    assert error["receipt-id"] == "r"
+    assert "receipt-id" not in error.headers
 
 
 async def test_too_many_headers(harness):
@@ -64,7 +64,7 @@ async def test_stomp_1_0_session(harness):
     h = await harness("tcp")
     c = await h.client()
     connected = await c.connect(None)
-    assert connected["version"] == "1.0" and "heart-beat" not in connected.headers
+    assert connected["version"] == "1.0" and connected["heart-beat"] == "0,0"  # as from RabbitMQ
     await c.send_frame("SUBSCRIBE", {"destination": "/queue/old", "ack": "client"})
     await c.send_raw(encode_frame("SEND", {"destination": "/queue/old", "x": "a\\cb"}, "legacy", escape_headers=False))
     m = await c.expect("MESSAGE")

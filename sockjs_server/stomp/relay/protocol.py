@@ -94,7 +94,8 @@ def parse_heartbeat(value: str | None) -> tuple[int, int]:
 def error_from_frame(frame: Frame) -> BrokerError:
     """A broker ERROR frame as an exception carrying RabbitMQ's message and body."""
     message = frame.get("message") or "Broker error"
-    return BrokerError(message, frame.text.strip())
+    # Passed on to the client unchanged (RabbitMQ's bodies end with a newline).
+    return BrokerError(message, frame.text)
 
 
 class UpstreamProtocol:

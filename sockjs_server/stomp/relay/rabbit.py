@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from ..auth import Principal
-from ..broker import Broker, BrokerClient, Message
-from ..errors import AccessDenied, BrokerError, ProtocolError, StompError
+from ..broker import _NO_HEADERS, Broker, BrokerClient, Message
+from ..errors import AccessDenied, BrokerError, ProtocolError, StompError, frame_error
 from ..frames import AckMode, Command, Frame
 from .upstream import Upstream
 
@@ -56,6 +56,18 @@ logger = logging.getLogger(__name__)
 #: connection when it differs), so the server's ``user-id`` travels under
 #: this name and is restored on delivery.
 USER_ID_HEADER = "x-sockjs-user-id"
+
+#: Header carrying a SEND's own ``receipt`` header through RabbitMQ (which
+#: copies SEND headers into MESSAGE frames): the relay's upstream frames carry
+#: the relay's receipts, so the client's travels under this name and is
+#: restored on delivery, as RabbitMQ shows it to its own clients.
+RECEIPT_HEADER = "x-sockjs-receipt"
+#: Likewise a SEND's ``transaction`` header (the relay carries out the
+#: transaction itself; RabbitMQ must not see the name).
+TRANSACTION_HEADER = "x-sockjs-transaction"
+#: Client headers that travel under another name, restored on delivery.
+_CARRIED = {"user-id": USER_ID_HEADER, "receipt": RECEIPT_HEADER, "transaction": TRANSACTION_HEADER}
+_RESTORED = {v: k for k, v in _CARRIED.items()}
 
 #: MESSAGE headers set by RabbitMQ or by the relay, not passed on as message headers.
 _BROKER_HEADERS = frozenset(
@@ -70,6 +82,8 @@ _BROKER_HEADERS = frozenset(
         "transaction",
         "user-id",
         USER_ID_HEADER,
+        RECEIPT_HEADER,
+        TRANSACTION_HEADER,
     }
 )
 
@@ -555,15 +569,15 @@ class RabbitRelay(Broker):
     @staticmethod
     def _message(frame: Frame) -> tuple[Message, str, bool]:
         headers: list[tuple[str, str]] = []
-        user: str | None = None
+        restored: dict[str, str] = {}
         for name, value in frame.headers:
             if name in _BROKER_HEADERS:
-                if name == USER_ID_HEADER and user is None:
-                    user = value
+                original = _RESTORED.get(name)
+                if original is not None:
+                    restored.setdefault(original, value)
                 continue
             headers.append((name, value))
-        if user is not None:
-            headers.append(("user-id", user))
+        headers += restored.items()
         message_id = frame.get("ack") or frame.get("message-id") or ""
         message = Message(frame.get("destination") or "", frame.body, tuple(headers))
         return message, message_id, frame.get("redelivered") == "true"
@@ -573,8 +587,14 @@ class RabbitRelay(Broker):
         if sub is None:
             return  # unsubscribed meanwhile
         message, message_id, redelivered = self._message(frame)
-        for state, key in list(sub.subscribers):
+        subscribers = list(sub.subscribers)
+        if len(subscribers) == 1:
+            state, key = subscribers[0]
             state.client.deliver(key, message, message_id, redelivered)
+            return
+        # RabbitMQ gives each subscription a message id of its own.
+        for n, (state, key) in enumerate(subscribers):
+            state.client.deliver(key, message, f"{message_id}@@{n}", redelivered)
 
     def _on_own_message(self, state: _Client, frame: Frame) -> None:
         if state.gone:
@@ -692,9 +712,12 @@ class RabbitRelay(Broker):
             state.ack_modes[subscription] = ack
         try:
             await own.send(Command.SUBSCRIBE, pairs, receipt=True)
-        except BaseException:
+        except BaseException as exc:
             state.own_subs.pop(subscription, None)
             state.ack_modes.pop(subscription, None)
+            if isinstance(exc, StompError) and own.failure is not None:
+                # RabbitMQ still confirms a SUBSCRIBE it refused (ERROR, then RECEIPT).
+                exc.receipt_after = True
             raise
 
     async def _join_shared(self, state: _Client, key: str, destination: str) -> None:
@@ -757,7 +780,9 @@ class RabbitRelay(Broker):
         except StompError:
             pass  # the connection is gone, and the subscription with it
 
-    async def unsubscribe(self, client: BrokerClient, subscription: str) -> None:
+    async def unsubscribe(
+        self, client: BrokerClient, subscription: str, headers: Mapping[str, str] = _NO_HEADERS
+    ) -> None:
         state = self._client(client)
         state.user_subs.pop(subscription, None)
         if state.local_subs.pop(subscription, None) is not None:
@@ -778,7 +803,11 @@ class RabbitRelay(Broker):
             # RabbitMQ requeues what the subscription left unacknowledged.
             for ack_id in [a for a, k in state.unacked.items() if k == subscription]:
                 del state.unacked[ack_id]
-        await own.send(Command.UNSUBSCRIBE, [("id", subscription)], receipt=True)
+        # The client's other headers go along: RabbitMQ deletes a durable
+        # subscription's queue only when UNSUBSCRIBE says durable:true.
+        pairs = [("id", subscription)]
+        pairs += [(k, v) for k, v in headers.items() if k not in ("id", "receipt")]
+        await own.send(Command.UNSUBSCRIBE, pairs, receipt=True)
 
     # --- publishing -----------------------------------------------------------------
 
@@ -792,10 +821,11 @@ class RabbitRelay(Broker):
     ) -> None:
         pairs: list[tuple[str, str]] = [("destination", destination)]
         for name, value in headers:
-            if name == "user-id":
-                name = USER_ID_HEADER
-            elif name == USER_ID_HEADER:
-                continue  # only the server's user-id travels under this name
+            carried = _CARRIED.get(name)
+            if carried is not None:
+                name = carried
+            elif name in _RESTORED:
+                continue  # only the client's own headers travel under these names
             pairs.append((name, value))
         if sender is None:
             if self._deliver_to_session(destination, body, headers):
@@ -834,10 +864,15 @@ class RabbitRelay(Broker):
         if subscriber is not None and subscriber.session and f"@@{subscriber.session}@@" in ack_id:
             return  # a message of a shared auto-ack subscription: nothing is held for it
         key = state.unacked.get(ack_id)
-        if key is None or state.own is None:
-            # RabbitMQ would confirm the frame, then close the connection over
-            # an unknown delivery tag: refused here, as RabbitMQ words it.
-            raise ProtocolError("Invalid header", f'"{command.value}" must include a valid "id" header')
+        own = state.own
+        if key is None:
+            if own is not None and own.session and f"@@{own.session}@@" in ack_id:
+                # One of RabbitMQ's ids for this connection, no longer held (acknowledged
+                # twice, say): RabbitMQ answers it itself (RECEIPT, then ERROR and close).
+                await own.send(command, [("id", ack_id), *extra], receipt=True)
+                return
+            # Not an id RabbitMQ gave this client: refused as RabbitMQ words it.
+            raise frame_error("Invalid header", f'"{command.value}" must include a valid "id" header\n')
         own = await self._own(state)
         if state.ack_modes.get(key) is AckMode.CLIENT:
             # "client" acknowledgements are cumulative over the subscription.

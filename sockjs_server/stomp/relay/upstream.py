@@ -78,6 +78,10 @@ class Upstream(asyncio.Protocol):
         self._paused: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lost_reported = False
+        #: A confirmed frame whose caller has not resumed yet: later events wait for it.
+        self._holding: asyncio.Future[None] | None = None
+        #: The socket closed while events were held: (exception,) to report after them.
+        self._lost_exc: tuple[Exception | None] | None = None
         #: Frames written and MESSAGE frames received, for statistics.
         self.frames_sent = 0
         self.messages_received = 0
@@ -127,13 +131,25 @@ class Upstream(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data, self._loop.time())
+        self._process()
+
+    def _process(self) -> None:
         proto = self.protocol
-        proto.receive_data(data, self._loop.time())
-        while True:
+        while self._holding is None:
             event = proto.next_event()
             if event is None:
                 break
             self._dispatch(event)
+
+    def _release(self, future: asyncio.Future[None]) -> None:
+        if self._holding is future:
+            self._holding = None
+            self._process()
+            lost = self._lost_exc
+            if lost is not None and self._holding is None:
+                self._lost_exc = None
+                self._lost(lost[0])
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost follows
@@ -142,6 +158,14 @@ class Upstream(asyncio.Protocol):
         self._transport = None
         if self._paused is not None and not self._paused.done():
             self._paused.set_result(None)
+        if self._holding is not None:
+            # What the broker said before closing (often its ERROR) is still
+            # held behind a RECEIPT: the loss is handled once that is read.
+            self._lost_exc = (exc,)
+            return
+        self._lost(exc)
+
+    def _lost(self, exc: Exception | None) -> None:
         if self.protocol.state is not UpstreamState.CLOSED:
             reason = f"connection to {self.host}:{self.port} lost" + (f": {exc}" if exc else "")
             self._dispatch(self.protocol.fail(BrokerError("Broker connection lost", reason)))
@@ -167,6 +191,10 @@ class Upstream(asyncio.Protocol):
             future = self._pending.pop(event.receipt_id, None)
             if future is not None and not future.done():
                 future.set_result(None)
+                # What the broker said after this RECEIPT waits until the caller
+                # has answered its own client: a MESSAGE RabbitMQ sent after the
+                # RECEIPT of an ACK, NACK or SUBSCRIBE must follow that RECEIPT.
+                self._holding = future
         elif type(event) is Connected:
             if not self._connected.done():
                 self._connected.set_result(event)
@@ -256,6 +284,10 @@ class Upstream(asyncio.Protocol):
             error = BrokerError("Broker receipt timeout", f"no RECEIPT for {command.value} within {self.receipt_timeout:g} s")
             self._dispatch(proto.fail(error))
             raise error from None
+        finally:
+            if self._holding is future:
+                # Resumed after the caller's synchronous follow-up (its client's RECEIPT).
+                self._loop.call_soon(self._release, future)
 
     # --- closing -------------------------------------------------------------
 

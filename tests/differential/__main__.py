@@ -1,0 +1,69 @@
+"""``python -m tests.differential [-k SUBSTRING] [-v] [--json FILE]``: the agreement table.
+
+Plays every scenario against RabbitMQ, our server with the MemoryBroker and
+our server relaying to RabbitMQ, and prints scenario x target: ``agree``,
+``DIFFER``, or ``n/a`` (a RabbitMQ-only feature on the MemoryBroker), then
+the counts. ``-v`` prints the differing transcripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+
+from .harness import targets
+from .scenarios import SCENARIOS
+
+
+def compare(reference: list[str], other: list[str]) -> str:
+    return "\n".join(difflib.unified_diff(reference, other, "rabbit", "ours", lineterm="", n=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.differential")
+    parser.add_argument("-k", default="", help="only scenarios whose name contains this")
+    parser.add_argument("-v", action="store_true", help="print the differences")
+    parser.add_argument("--json", help="write the table as JSON to this file")
+    args = parser.parse_args(argv)
+    chosen = [s for s in SCENARIOS if args.k in s.name]
+    rows: list[dict[str, str]] = []
+    counts = {"memory": {"agree": 0, "DIFFER": 0, "n/a": 0}, "relay": {"agree": 0, "DIFFER": 0, "n/a": 0}}
+    with targets() as t:
+        for scenario in chosen:
+            reference = t.run(scenario.steps, "rabbit").lines()
+            row = {"scenario": scenario.name}
+            for target in ("memory", "relay"):
+                if target == "memory" and scenario.rabbit_only:
+                    row[target] = "n/a"
+                else:
+                    got = t.run(scenario.steps, target).lines()
+                    row[target] = "agree" if got == reference else "DIFFER"
+                    if scenario.sockjs and row[target] == "agree":
+                        got = t.run(scenario.steps, target, sockjs=True).lines()
+                        if got != reference:
+                            row[target] = "DIFFER"
+                    if row[target] == "DIFFER" and args.v:
+                        print(f"--- {scenario.name} [{target}]")
+                        print(compare(reference, got))
+                counts[target][row[target]] += 1
+            if any("<timeout" in line for line in reference):
+                row["rabbit"] = "timeout"
+            rows.append(row)
+    width = max(len(r["scenario"]) for r in rows) if rows else 10
+    print(f"{'scenario':<{width}}  {'memory':<7} {'relay':<7}")
+    for r in rows:
+        note = "  (RabbitMQ itself timed out)" if r.get("rabbit") == "timeout" else ""
+        print(f"{r['scenario']:<{width}}  {r['memory']:<7} {r['relay']:<7}{note}")
+    print(f"\n{len(rows)} scenarios")
+    for target, c in counts.items():
+        print(f"{target}: {c['agree']} agree, {c['DIFFER']} differ, {c['n/a']} n/a")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"rows": rows, "counts": counts}, f, indent=1)
+    return 0 if all(c["DIFFER"] == 0 for c in counts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
