@@ -154,6 +154,8 @@ async def test_the_websocket_closes_normally_after_disconnect_and_error(harness:
     assert pipe.close_frame == 1000
     client, pipe = await raw_client(h)
     await client.connect()
-    await client.send_frame("SUBSCRIBE", {"id": "x"})  # no destination
-    await client.expect_error()
+    # A duplicated subscription id ends the connection (a missing header alone does not, as on RabbitMQ).
+    await client.send_frame("SUBSCRIBE", {"id": "x", "destination": "/topic/a"})
+    await client.send_frame("SUBSCRIBE", {"id": "x", "destination": "/topic/b"})
+    await client.expect_error("Duplicated subscription identifier")
     assert pipe.close_frame == 1000
