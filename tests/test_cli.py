@@ -389,14 +389,15 @@ def test_a_killed_test_run_leaves_no_server(tmp_path: Path) -> None:
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "process_cleanup", str(tmp_path)],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(tmp_path / "output").open("wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(int(3 * GUARD / UNIT)):
-            if pidfile.exists() and pidfile.read_text():
+        for _ in range(int(6 * GUARD / UNIT)):
+            if (pidfile.exists() and pidfile.read_text()) or runner.poll() is not None:
                 break
             time.sleep(UNIT)
+        assert pidfile.exists(), (tmp_path / "output").read_text()
         server_pid = int(pidfile.read_text())
         assert process_alive(server_pid)
         runner.send_signal(signal.SIGTERM)
