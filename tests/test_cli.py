@@ -301,9 +301,11 @@ async def test_commands_say_where_their_endpoints_are() -> None:
     finally:
         returncode, _ = await stop(process)
     assert returncode == 0
-    process, lines = await start_server(["stomp", "--port", "0"], 1)
+    stomp_port = free_port()
+    process, lines = await start_server(["stomp", "--port", "0", "--stomp-port", str(stomp_port)], 2)
     try:
         assert re.fullmatch(r"STOMP over SockJS at http://127\.0\.0\.1:\d+/stomp", lines[0]), lines
+        assert lines[1] == f"STOMP over TCP at 127.0.0.1:{stomp_port}"
     finally:
         await stop(process)
     process, lines = await start_server(["testserver", "--port", "0"], 7)

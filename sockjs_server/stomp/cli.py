@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> None:
         raise CommandError(str(exc)) from None
     except ValueError as exc:  # --prefix, --app-prefix, --user-prefix
         raise CommandError(str(exc)) from None
-    extra = [f"STOMP over TCP at {args.host}:{args.stomp_port}"] if args.stomp_port is not None else []
+    extra = [f"STOMP over TCP at {args.host}:{args.stomp_port}"] if args.stomp_port else []  # 0: logged once bound
     serve(app, args, extra=extra)
 
 
