@@ -161,6 +161,8 @@ class _Conn:
         self.parse = _Reader()
         self.closed = False
         self.messages: list[Received] = []
+        #: MESSAGEs accounted for by "msg" waits.
+        self.counted = 0
         self.events: list[str] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -458,14 +460,17 @@ async def _wait(conn: _Conn, text: str, record_until: Any) -> None:
     elif kind == "error":
         await record_until(conn, lambda f: isinstance(f, Received) and f.command == "ERROR", what="ERROR")
     elif kind == "msg":
-        count = [int(arg or "1")]
+        # MESSAGEs already recorded by earlier waits (e.g. before a RECEIPT) count too.
+        want = conn.counted + int(arg or "1")
+        if len(conn.messages) >= want:
+            conn.counted = want
+            return
 
         def done(f: Any) -> bool:
-            if isinstance(f, Received) and f.command == "MESSAGE":
-                count[0] -= 1
-            return count[0] <= 0
+            return len(conn.messages) >= want
 
         await record_until(conn, done, what="MESSAGE")
+        conn.counted = min(want, len(conn.messages))
     elif kind == "frame":
         await record_until(conn, lambda f: isinstance(f, Received), what="a frame")
     elif kind == "closed":

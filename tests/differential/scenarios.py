@@ -39,6 +39,9 @@ class Scenario:
     rabbit_only: str | None = None
     #: Also played over a SockJS websocket against our servers.
     sockjs: bool = False
+    #: A deliberate difference of our server (both brokers): the README's
+    #: "Differences from RabbitMQ" row that explains it.
+    differs: str | None = None
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -206,7 +209,6 @@ SUB_QUEUE = "c1 login 1.2\nc1> SUBSCRIBE id:s1 destination:/queue/{u} receipt:r1
 SEND_HEADERS = {
     "content-type": "content-type:application/json",
     "custom": "x-custom:hello x-other:two",
-    "message-id": "message-id:mine",
     "expiration": "expiration:60000",
     "persistent": "persistent:true",
     "priority": "priority:5",
@@ -228,6 +230,7 @@ for name, headers in SEND_HEADERS.items():
             continue
         body = "hello" if name == "content-length-given" else f"with {name}"
         S("headers", f"send-{name}-{dest}", sub + f"c1> SEND destination:/{dest}/{{u}} {headers} receipt:r2 | {body}\nc1? receipt r2\nc1? msg")
+S("headers", "send-message-id", SUB_TOPIC + "c1> SEND destination:/topic/{u} message-id:mine receipt:r2 | x\nc1? frame")
 S("headers", "send-user-id-other", SUB_TOPIC + "c1> SEND destination:/topic/{u} user-id:mallory receipt:r2 | forged\nc1? frame\nc1? quiet 0.2")
 S("headers", "send-empty-header-name", SUB_TOPIC + "c1> SEND destination:/topic/{u} :value receipt:r2 | x\nc1? frame\nc1? quiet 0.2")
 S("headers", "subscribe-empty-header-name", "c1 login 1.2\nc1> SUBSCRIBE id:s1 destination:/topic/{u} :v receipt:r1\nc1? frame")
@@ -338,6 +341,8 @@ c1> ACK id:{ack2} receipt:r3
 c1? receipt r3
 c1> UNSUBSCRIBE id:s1 receipt:r4
 c1? receipt r4
+c1> DISCONNECT receipt:d
+c1? receipt d
 c2 login 1.2
 c2> SUBSCRIBE id:s2 destination:/queue/{u} receipt:r5
 c2? msg
@@ -354,6 +359,8 @@ c1> ACK id:{ack2} receipt:r3
 c1? receipt r3
 c1> UNSUBSCRIBE id:s1 receipt:r4
 c1? receipt r4
+c1> DISCONNECT receipt:d
+c1? receipt d
 c2 login 1.2
 c2> SUBSCRIBE id:s2 destination:/queue/{u} receipt:r5
 c2? msg
