@@ -170,6 +170,16 @@ class Broker(abc.ABC):
         server-set ones (destination, message-id, subscription, ack, ...).
         """
 
+    async def confirmed(self, client: BrokerClient) -> None:
+        """Wait until everything ``client`` published so far is accepted; raise
+        the StompError of a publish that was refused.
+
+        The server calls it before each RECEIPT. :meth:`publish` may return
+        before its message is confirmed (the relay pipelines SENDs to
+        RabbitMQ); this default returns at once, for brokers whose publish is
+        done when it returns.
+        """
+
     @abc.abstractmethod
     async def ack(self, client: BrokerClient, ack_id: str, *, subscription: str | None = None) -> None:
         """Acknowledge the delivery ``ack_id`` (cumulatively in ``client`` mode);

@@ -435,14 +435,21 @@ class _Peer:
                     await self._send(op)
                 else:
                     await self._ack(op)
+                if op.receipt is not None:
+                    await self.server.broker.confirmed(self)
                 self.conn.receipt(op.receipt, now())
             return
         elif isinstance(event, DisconnectRequest):
             self.close_reason = "DISCONNECT"
+            if event.receipt is not None:
+                await self.server.broker.confirmed(self)
             self.conn.receipt(event.receipt, now())
             self.flush()
             return
         # BEGIN, ABORT and frames buffered in a transaction need only their receipt.
+        if event.receipt is not None:
+            # A broker may still be confirming earlier SENDs (the relay pipelines them).
+            await self.server.broker.confirmed(self)
         self.conn.receipt(event.receipt, now())
 
     async def _connect(self, event: ConnectRequest) -> None:

@@ -183,8 +183,11 @@ async def test_a_broker_that_never_confirms_gets_no_receipt_through(make_node: M
     try:
         client = await node.connected()
         await chat_round_trip(client, "before")
+        topic = f"/topic/{unique()}"
+        # RabbitMQ accepted this routing key: the next SEND goes on the shared publisher.
+        await client.send(topic, "known", receipt="r-known")
         proxy.frozen = True  # RabbitMQ hears nothing, answers nothing
-        await client.send_frame("SEND", {"destination": f"/topic/{unique()}", "receipt": "unconfirmed"}, "?")
+        await client.send_frame("SEND", {"destination": topic, "receipt": "unconfirmed"}, "?")
         error = await client.expect("ERROR")
         assert error["message"] == "Broker receipt timeout"
         assert error.get("receipt-id") is None

@@ -20,9 +20,28 @@ Spring's one-connection-per-client relay and a multiplexed one.
   RabbitMQ answers a bad destination there with ERROR and closes the
   connection: only that client is affected.
 
-Every frame relayed for a client is sent with a relay receipt and the
-client's operation completes only when RabbitMQ's RECEIPT arrives, so the
+Every frame relayed for a client is sent with a relay receipt, and the
 server's RECEIPT to the client never confirms what RabbitMQ did not accept.
+SENDs are pipelined: a client's SEND returns once written (up to
+``max_unconfirmed`` unconfirmed ones per client); a frame with a client
+``receipt`` (and any SUBSCRIBE, ACK...) first waits for the confirmation of
+everything the client sent before (:meth:`RabbitRelay.confirmed`). A client's
+frames stay in order: they all go on one connection at a time, and switching
+connection waits for the previous one's confirmations. A SEND refused later
+is still reported to its sender (ERROR, then the connection is closed, as
+RabbitMQ does).
+
+Isolation: RabbitMQ closes a connection on any frame it refuses, so the
+shared publisher only carries frames it is known to accept: a plain
+``/topic/`` SEND (no header RabbitMQ interprets, such as ``expiration`` or
+``priority``) to a routing key that RabbitMQ already accepted from this relay.
+Everything else goes on the sender's own connection, where a refusal ends
+only that client; a routing key's first SEND (and one refused by topic
+permissions) thus never touches the shared publisher. Should the shared
+publisher fail all the same (permissions changed at run time), the frames it
+had not confirmed are sent again, each on its sender's own connection, so
+that the offender is refused there alone and the others are delivered
+(possibly twice in that rare case: at least once, never lost).
 
 When the subscriber connection drops (broker stopped or restarted) every
 client with state in the broker gets ERROR and is closed; the relay
@@ -37,8 +56,12 @@ import enum
 import logging
 import random
 import re
-from collections.abc import Callable, Iterator, Mapping
+import ssl as _ssl
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from ..auth import Principal
@@ -91,6 +114,35 @@ _BROKER_HEADERS = frozenset(
 #: anything RabbitMQ accepts without closing the connection.
 _TOPIC_KEY = re.compile(r"[^/%\x00-\x1f]{1,255}")
 
+#: SEND headers that RabbitMQ interprets (AMQP properties) and may refuse
+#: (``expiration:abc`` closes the connection): such frames never go on the
+#: shared publisher. ``content-type`` is allowed there when short enough.
+_INTERPRETED_HEADERS = frozenset(
+    {
+        "content-encoding",
+        "persistent",
+        "priority",
+        "correlation-id",
+        "reply-to",
+        "expiration",
+        "amqp-message-id",
+        "message-id",
+        "timestamp",
+        "type",
+        "amqp-type",
+        "app-id",
+        "cluster-id",
+        "user-id",
+        "delivery-mode",
+    }
+)
+
+#: Local verdicts on a dead connection (as opposed to RabbitMQ's ERROR, passed on as it is).
+_CONNECTION_FAILURES = frozenset({"Broker heart-beat timeout", "Broker receipt timeout", "Broker protocol error"})
+
+#: Routing keys RabbitMQ accepted on this relay's login, remembered for the shared publisher.
+MAX_KNOWN_KEYS = 10_000
+
 _USER_KEY_PREFIX = "sockjs-user."
 #: Ack ids of messages delivered in-process (nothing to acknowledge upstream).
 _LOCAL_ACK_PREFIX = "relay-local@@"
@@ -127,6 +179,22 @@ def _unavailable(detail: str) -> BrokerError:
     return BrokerError("Broker not available", detail)
 
 
+def _plain_headers(pairs: Sequence[tuple[str, str]]) -> bool:
+    """True if RabbitMQ takes every header of this SEND without interpreting it."""
+    for name, value in pairs:
+        if name in _INTERPRETED_HEADERS or len(name) > 255:
+            return False
+        if name == "content-type" and len(value) > 255:
+            return False
+    return True
+
+
+def _reason(error: StompError) -> str:
+    """A short, stable name for a refusal, for statistics (RabbitMQ's ERROR message)."""
+    word = re.sub(r"[^a-z0-9]+", "_", error.message.lower()).strip("_")
+    return word[:40] or "error"
+
+
 MAX_IDLE_SHARED = 256
 """Unused shared topic subscriptions kept open on the subscriber connection (see ``_leave_shared``)."""
 
@@ -140,6 +208,20 @@ class _Shared:
     #: (client state, local subscription key) pairs receiving its messages.
     subscribers: dict[tuple[_Client, str], None] = field(default_factory=dict)
     ready: asyncio.Future[None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Publish:
+    """A client's SEND written to RabbitMQ and not yet confirmed."""
+
+    pairs: list[tuple[str, str]]
+    body: bytes
+    conn: Upstream
+    #: On the shared publisher (sent again on the client's own connection if that fails).
+    shared: bool
+    #: Routing key to remember as accepted once confirmed (a plain /topic/ SEND on the own connection).
+    key: str | None
+    done: asyncio.Future[None]
 
 
 @dataclass(eq=False, slots=True)
@@ -162,6 +244,14 @@ class _Client:
     #: only: key -> the server's per-session destination.
     local_subs: dict[str, str] = field(default_factory=dict)
     shared: dict[str, _Shared] = field(default_factory=dict)
+    #: Pipelined SENDs not yet confirmed, oldest first.
+    inflight: deque[_Publish] = field(default_factory=deque)
+    #: Frames of a failed shared publisher being sent again on the own connection.
+    replaying: bool = False
+    #: Callers waiting in :meth:`RabbitRelay.confirmed` (they report a refusal themselves).
+    barriers: int = 0
+    #: The first of its SENDs RabbitMQ refused.
+    refusal: StompError | None = None
     gone: bool = False
 
     @property
@@ -195,6 +285,20 @@ class RabbitRelay(Broker):
     :param max_unacked: unacknowledged messages per ``client`` /
         ``client-individual`` subscription: RabbitMQ's ``prefetch-count``
         (unlimited by default there), lowered by a smaller client value.
+    :param ssl: an :class:`ssl.SSLContext` for TLS to RabbitMQ (e.g. its
+        ``stomp.listeners.ssl`` port 61614), or True for
+        ``ssl.create_default_context()`` (certificates verified, host name
+        checked); None (default): plain TCP.
+    :param addresses: several ``(host, port)`` of one RabbitMQ cluster,
+        tried in turn (replaces ``host`` and ``port``): when the connection is
+        lost or refused the relay moves on to the next address, with the
+        same backoff.
+    :param max_unconfirmed: a client's pipelined SENDs in flight before its
+        next SEND waits for the oldest confirmation.
+    :param max_unconfirmed_bytes: bytes written to one RabbitMQ connection
+        and not confirmed yet; past it (RabbitMQ not reading, e.g. during a
+        memory or disk alarm) a SEND is answered with ERROR ``Broker busy``
+        instead of being buffered.
     """
 
     def __init__(
@@ -215,6 +319,10 @@ class RabbitRelay(Broker):
         share_topics: bool = True,
         user_exchange: str = "amq.direct",
         max_unacked: int = 1000,
+        ssl: _ssl.SSLContext | bool | None = None,
+        addresses: Sequence[tuple[str, int]] | None = None,
+        max_unconfirmed: int = 256,
+        max_unconfirmed_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         if heartbeat < 0 or heartbeat_tolerance < 1:
             raise ValueError("heartbeat must be >= 0 and heartbeat_tolerance >= 1")
@@ -226,8 +334,21 @@ class RabbitRelay(Broker):
             raise ValueError(f"invalid user_exchange {user_exchange!r}")
         if max_unacked <= 0:
             raise ValueError("max_unacked must be positive")
-        self.host = host
-        self.port = port
+        if max_unconfirmed <= 0 or max_unconfirmed_bytes <= 0:
+            raise ValueError("max_unconfirmed and max_unconfirmed_bytes must be positive")
+        self.addresses: list[tuple[str, int]] = list(addresses) if addresses else [(host, port)]
+        if not all(h and 0 < p < 65536 for h, p in self.addresses):
+            raise ValueError(f"invalid broker addresses {self.addresses!r}")
+        self._address = 0
+        self.host, self.port = self.addresses[0]
+        self.ssl: _ssl.SSLContext | None = _ssl.create_default_context() if ssl is True else (ssl or None)
+        self.max_unconfirmed = max_unconfirmed
+        self.max_unconfirmed_bytes = max_unconfirmed_bytes
+        #: Frames RabbitMQ refused (ERROR), by reason; shared publisher failures; address changes.
+        self.refused: dict[str, int] = {}
+        self.publisher_failures = 0
+        self.failovers = 0
+        self._known_keys: OrderedDict[str, None] = OrderedDict()
         self.login = login
         self.passcode = passcode
         self.virtual_host = virtual_host
@@ -291,14 +412,47 @@ class RabbitRelay(Broker):
         count = sum(1 for c in (self._subscriber, self._publisher) if c is not None and c.connected)
         return count + sum(1 for c in self._clients.values() if c.own is not None and c.own.connected)
 
-    def stats(self) -> dict[str, int | str]:
+    @property
+    def address(self) -> str:
+        """The broker address in use (or tried next)."""
+        return f"{self.host}:{self.port}"
+
+    def _next_address(self) -> None:
+        if len(self.addresses) > 1:
+            self._address = (self._address + 1) % len(self.addresses)
+            self.host, self.port = self.addresses[self._address]
+            self.failovers += 1
+            logger.info("broker address now %s:%s", self.host, self.port)
+
+    def stats(self) -> dict[str, Any]:
+        """Relay health (a stable dict; numbers are gauges for the metrics endpoint).
+
+        ``connections_*``: open RabbitMQ connections per kind; ``unconfirmed``:
+        pipelined SENDs awaiting RabbitMQ's confirmation; ``refused``: frames
+        RabbitMQ refused, ``refused_by_reason`` by its ERROR message;
+        ``address``: the broker address in use.
+        """
+        subscriber = int(self._subscriber is not None and self._subscriber.connected)
+        publisher = int(self._publisher is not None and self._publisher.connected)
+        own = sum(1 for c in self._clients.values() if c.own is not None and c.own.connected)
         return {
             "state": self._state.value,
+            "address": self.address,
+            "tls": int(self.ssl is not None),
             "clients": len(self._clients),
-            "connections": self.connection_count,
+            "connections": subscriber + publisher + own,
+            "connections_subscriber": subscriber,
+            "connections_publisher": publisher,
+            "connections_client": own,
             "shared_subscriptions": len(self._shared) - len(self._idle_shared),
             "idle_shared_subscriptions": len(self._idle_shared),
             "reconnects": self.reconnects,
+            "failovers": self.failovers,
+            "unconfirmed": sum(len(c.inflight) for c in self._clients.values()),
+            "refused": sum(self.refused.values()),
+            "refused_by_reason": dict(self.refused),
+            "publisher_failures": self.publisher_failures,
+            "known_routing_keys": len(self._known_keys),
         }
 
     # --- life cycle --------------------------------------------------------------
@@ -349,6 +503,8 @@ class RabbitRelay(Broker):
             login=login,
             passcode=passcode,
             virtual_host=self.virtual_host,
+            ssl=self.ssl,
+            max_pending_bytes=self.max_unconfirmed_bytes,
             heartbeat=(self.heartbeat, self.heartbeat),
             heartbeat_tolerance=self.heartbeat_tolerance,
             connect_timeout=self.connect_timeout,
@@ -376,6 +532,7 @@ class RabbitRelay(Broker):
                 subscriber.close()
                 self.last_error = exc
                 self._set_state(RelayState.UNAVAILABLE)
+                self._next_address()
                 if first and self._first_attempt is not None:
                     self._first_attempt.set()
                 first = False
@@ -394,6 +551,7 @@ class RabbitRelay(Broker):
             if self._first_attempt is not None:
                 self._first_attempt.set()
             await lost.wait()
+            self._next_address()
             await asyncio.sleep(next(delays))
 
     def _subscriber_lost_handler(self, subscriber: Upstream) -> Callable[[StompError, bool], None]:
@@ -433,6 +591,9 @@ class RabbitRelay(Broker):
     def _fail_client(self, state: _Client, error: StompError) -> None:
         if state.gone:
             return
+        if error.message in _CONNECTION_FAILURES:
+            # The connection died (not a refusal): said as for the shared connections.
+            error = BrokerError("Broker connection lost", f"{error.message}: {error.detail}" if error.detail else error.message)
         state.gone = True
         self._close_own(state)
         state.client.broker_lost(BrokerError(error.message, error.detail))
@@ -448,7 +609,10 @@ class RabbitRelay(Broker):
             # publish opens a new one.
             if publisher is self._publisher:
                 self._publisher = None
-            if not reported:
+            if self._state is not RelayState.CLOSED and error.message != "Broker connection closed":
+                self.publisher_failures += 1
+                # Something it carried was refused after all: trust no routing key until confirmed again.
+                self._known_keys.clear()
                 logger.warning("broker publisher connection lost: %s", error)
 
         publisher.on_lost = on_lost
@@ -661,6 +825,8 @@ class RabbitRelay(Broker):
         self, client: BrokerClient, subscription: str, destination: str, ack: AckMode, headers: Mapping[str, str]
     ) -> None:
         state = self._client(client)
+        if state.inflight:
+            await self._settle(state)
         if not self.available:
             raise self._not_available()
         if destination.startswith(self._user_prefix):
@@ -784,6 +950,8 @@ class RabbitRelay(Broker):
         self, client: BrokerClient, subscription: str, headers: Mapping[str, str] = _NO_HEADERS
     ) -> None:
         state = self._client(client)
+        if state.inflight:
+            await self._settle(state)
         state.user_subs.pop(subscription, None)
         if state.local_subs.pop(subscription, None) is not None:
             return
@@ -831,18 +999,159 @@ class RabbitRelay(Broker):
             if self._deliver_to_session(destination, body, headers):
                 return
             upstream = await self._get_publisher()
+            await upstream.send(Command.SEND, pairs, body, receipt=True)
+            return
+        state = self._client(sender)
+        if not self.available:
+            raise self._not_available()
+        if destination.startswith(self._user_prefix):
+            raise AccessDenied("Access refused", f"cannot send to {destination[:200]}")
+        reply_to = any(name == "reply-to" for name, _ in headers)
+        key: str | None = None
+        shared = False
+        if self._shareable_topic(destination) and not reply_to and self.client_credentials is None and _plain_headers(pairs):
+            key = destination[7:]
+            shared = key in self._known_keys and not state.replaying
+        if shared:
+            upstream = await self._get_publisher()
+            self._known_keys.move_to_end(key)  # type: ignore[arg-type]
+            key = None
         else:
-            state = self._client(sender)
-            if not self.available:
-                raise self._not_available()
-            if destination.startswith(self._user_prefix):
-                raise AccessDenied("Access refused", f"cannot send to {destination[:200]}")
-            reply_to = any(name == "reply-to" for name, _ in headers)
-            if self._shareable_topic(destination) and not reply_to and self.client_credentials is None:
-                upstream = await self._get_publisher()
+            upstream = await self._own(state)
+        await self._write(state, upstream, shared, key, pairs, body)
+
+    async def _write(
+        self, state: _Client, upstream: Upstream, shared: bool, key: str | None, pairs: list[tuple[str, str]], body: bytes
+    ) -> None:
+        """Pipeline one SEND of ``state`` on ``upstream``: returns once written (window permitting)."""
+        inflight = state.inflight
+        while True:
+            if inflight and inflight[-1].conn is not upstream:
+                await self._settle(state)  # a client's frames stay in order across connections
+            while len(inflight) >= self.max_unconfirmed:
+                await self._wait(inflight[0])
+            if state.gone:
+                raise _unavailable("the broker connection of this session was lost")
+            if upstream.connected:
+                break
+            # Replaced while waiting (a publisher that failed, a probe connection closed).
+            upstream = await (self._get_publisher() if shared else self._own(state))
+        confirmation = upstream.send_nowait(Command.SEND, pairs, body)
+        entry = _Publish(pairs, body, upstream, shared, key, asyncio.get_running_loop().create_future())
+        inflight.append(entry)
+        confirmation.add_done_callback(partial(self._on_confirmation, state, entry))
+
+    @staticmethod
+    async def _wait(entry: _Publish) -> None:
+        try:
+            await asyncio.shield(entry.done)
+        except StompError as exc:
+            raise BrokerError(exc.message, exc.detail) from None
+
+    async def _settle(self, state: _Client) -> None:
+        """Wait until every SEND of ``state`` in flight is confirmed (raise the refusal if one was refused)."""
+        while state.inflight:
+            await self._wait(state.inflight[-1])
+
+    async def confirmed(self, client: BrokerClient) -> None:
+        state = self._clients.get(client.client_id)
+        if state is None or state.client is not client or not state.inflight:
+            return
+        state.barriers += 1
+        try:
+            await self._settle(state)
+        finally:
+            state.barriers -= 1
+
+    def _on_confirmation(self, state: _Client, entry: _Publish, confirmation: asyncio.Future[None]) -> None:
+        error: BaseException | None
+        if confirmation.cancelled():
+            error = _unavailable("the broker connection was closed")
+        else:
+            error = confirmation.exception()
+        if error is None:
+            if entry.key is not None:
+                self._known(entry.key)
+            self._complete(state, entry, None)
+            if entry.key is not None and not state.inflight:
+                asyncio.get_running_loop().call_soon(self._close_probe, state)
+            return
+        assert isinstance(error, StompError)
+        refusal = error.message not in _CONNECTION_FAILURES and error.message not in ("Broker connection lost", "Broker connection closed")
+        if entry.shared and refusal and not state.gone and self._state is RelayState.AVAILABLE:
+            # The shared publisher failed under this client's frame, or someone else's:
+            # sent again on the client's own connection, where only the offender is refused.
+            if not state.replaying:
+                state.replaying = True
+                asyncio.get_running_loop().create_task(self._replay(state))
+            return
+        self._complete(state, entry, error)
+
+    def _complete(self, state: _Client, entry: _Publish, error: StompError | None) -> None:
+        done = entry.done
+        if not done.done():
+            if error is None:
+                done.set_result(None)
             else:
-                upstream = await self._own(state)
-        await upstream.send(Command.SEND, pairs, body, receipt=True)
+                done.set_exception(BrokerError(error.message, error.detail))
+                done.exception()  # a waiter re-raises it; none may be left
+        inflight = state.inflight
+        while inflight and inflight[0].done.done():
+            inflight.popleft()
+        if error is not None and not state.gone:
+            if state.refusal is None:
+                state.refusal = error
+                self._count_refusal(error)
+            if state.barriers == 0:
+                # Nobody waits for a RECEIPT: the sender learns of it through ERROR now.
+                self._fail_client(state, error)
+
+    def _close_probe(self, state: _Client) -> None:
+        """Close a client's own connection opened only to try a new routing key.
+
+        Its SEND is confirmed and the key is now known: the client's next
+        SENDs there go on the shared publisher, and a chat client costs
+        RabbitMQ no connection of its own.
+        """
+        if state.gone or state.own is None or state.opening is not None or state.inflight:
+            return
+        if state.own_subs or state.temp_subs or state.unacked or state.ack_modes or self.client_credentials is not None:
+            return
+        self._close_own(state)
+
+    def _count_refusal(self, error: StompError) -> None:
+        reason = _reason(error)
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        logger.info("broker refused a frame: %s: %s", error.message, error.detail)
+
+    def _known(self, key: str) -> None:
+        keys = self._known_keys
+        keys[key] = None
+        keys.move_to_end(key)
+        if len(keys) > MAX_KNOWN_KEYS:
+            keys.popitem(last=False)
+
+    async def _replay(self, state: _Client) -> None:
+        """Send a failed shared publisher's unconfirmed frames of ``state`` again, on its own connection."""
+        try:
+            try:
+                own = await self._own(state)
+            except StompError as exc:
+                for entry in list(state.inflight):
+                    self._complete(state, entry, exc)
+                return
+            for entry in list(state.inflight):
+                if entry.done.done() or not entry.shared or entry.conn.connected:
+                    continue
+                entry.conn, entry.shared = own, False
+                try:
+                    confirmation = own.send_nowait(Command.SEND, entry.pairs, entry.body)
+                except StompError as exc:
+                    self._complete(state, entry, exc)
+                    continue
+                confirmation.add_done_callback(partial(self._on_confirmation, state, entry))
+        finally:
+            state.replaying = False
 
     # --- acknowledgements ----------------------------------------------------------------
 
@@ -858,6 +1167,8 @@ class RabbitRelay(Broker):
         self, client: BrokerClient, command: Command, ack_id: str, extra: tuple[tuple[str, str], ...]
     ) -> None:
         state = self._client(client)
+        if state.inflight:
+            await self._settle(state)
         if ack_id.startswith(_LOCAL_ACK_PREFIX):
             return
         subscriber = self._subscriber

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as _ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,12 +33,21 @@ def _unavailable(detail: str) -> BrokerError:
     return BrokerError("Broker not available", detail)
 
 
+def _busy(detail: str) -> BrokerError:
+    return BrokerError("Broker busy", detail)
+
+
 class Upstream(asyncio.Protocol):
     """A STOMP 1.2 client connection to the broker.
 
     Create it, ``await open()``, then ``await send(...)`` frames; with
     ``receipt=True`` the call returns only once the broker's RECEIPT arrived
-    and raises the broker's ERROR otherwise.
+    and raises the broker's ERROR otherwise. :meth:`send_nowait` writes a
+    frame with a receipt and returns the future of its confirmation, so that
+    many frames can be in flight (pipelining); their bytes are bounded by
+    ``max_pending_bytes``: past it the broker is not keeping up (e.g. RabbitMQ
+    stopped reading during a memory or disk alarm) and the frame is refused
+    with ``Broker busy`` instead of being buffered.
     """
 
     def __init__(
@@ -55,10 +65,14 @@ class Upstream(asyncio.Protocol):
         on_message: OnMessage | None = None,
         on_lost: OnLost | None = None,
         name: str = "upstream",
+        ssl: _ssl.SSLContext | None = None,
+        max_pending_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.host = host
         self.port = port
         self.name = name
+        self.ssl = ssl
+        self.max_pending_bytes = max_pending_bytes
         self.connect_timeout = connect_timeout
         self.receipt_timeout = receipt_timeout
         self.on_message = on_message
@@ -74,7 +88,10 @@ class Upstream(asyncio.Protocol):
         )
         self._transport: asyncio.Transport | None = None
         self._connected: asyncio.Future[Connected] = self._loop.create_future()
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        #: Frames waiting for their RECEIPT, in the order written: id -> (future, size, deadline, hold).
+        self._pending: dict[str, tuple[asyncio.Future[None], int, float, bool]] = {}
+        self.pending_bytes = 0
+        self._receipt_timer: asyncio.TimerHandle | None = None
         self._paused: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lost_reported = False
@@ -102,6 +119,15 @@ class Upstream(asyncio.Protocol):
     def failure(self) -> StompError | None:
         return self.protocol.failure
 
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def unconfirmed(self) -> int:
+        """Frames written and not yet confirmed by the broker."""
+        return len(self._pending)
+
     # --- opening -------------------------------------------------------------
 
     async def open(self) -> Connected:
@@ -111,6 +137,14 @@ class Upstream(asyncio.Protocol):
         except asyncio.TimeoutError:
             self._abort(_unavailable(f"no answer from {self.host}:{self.port} within {self.connect_timeout:g} s"))
             raise _unavailable(f"no answer from {self.host}:{self.port} within {self.connect_timeout:g} s") from None
+        except _ssl.SSLCertVerificationError as exc:
+            self._abort(_unavailable("TLS certificate not trusted"))
+            raise _unavailable(
+                f"TLS certificate of {self.host}:{self.port} not trusted: {exc.verify_message or exc.reason}"
+            ) from None
+        except _ssl.SSLError as exc:
+            self._abort(_unavailable("TLS handshake failed"))
+            raise _unavailable(f"TLS handshake with {self.host}:{self.port} failed: {exc.reason or exc}") from None
         except OSError as exc:
             raise _unavailable(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         except BaseException:
@@ -119,7 +153,13 @@ class Upstream(asyncio.Protocol):
         return self._connected.result()
 
     async def _open(self) -> None:
-        await self._loop.create_connection(lambda: self, self.host, self.port)
+        if self.ssl is not None:
+            await self._loop.create_connection(
+                lambda: self, self.host, self.port, ssl=self.ssl, server_hostname=self.host,
+                ssl_handshake_timeout=self.connect_timeout,
+            )
+        else:
+            await self._loop.create_connection(lambda: self, self.host, self.port)
         self.protocol.connect(self._loop.time())
         self._flush()
         await asyncio.shield(self._connected)
@@ -188,13 +228,17 @@ class Upstream(asyncio.Protocol):
             if self.on_message is not None:
                 self.on_message(event.frame)
         elif type(event) is Receipt:
-            future = self._pending.pop(event.receipt_id, None)
-            if future is not None and not future.done():
-                future.set_result(None)
-                # What the broker said after this RECEIPT waits until the caller
-                # has answered its own client: a MESSAGE RabbitMQ sent after the
-                # RECEIPT of an ACK, NACK or SUBSCRIBE must follow that RECEIPT.
-                self._holding = future
+            entry = self._pending.pop(event.receipt_id, None)
+            if entry is not None:
+                future, size, _, hold = entry
+                self.pending_bytes -= size
+                if not future.done():
+                    future.set_result(None)
+                    if hold:
+                        # What the broker said after this RECEIPT waits until the caller
+                        # has answered its own client: a MESSAGE RabbitMQ sent after the
+                        # RECEIPT of an ACK, NACK or SUBSCRIBE must follow that RECEIPT.
+                        self._holding = future
         elif type(event) is Connected:
             if not self._connected.done():
                 self._connected.set_result(event)
@@ -208,13 +252,7 @@ class Upstream(asyncio.Protocol):
         if not self._connected.done():
             self._connected.set_exception(error)
             self._connected.exception()  # mark retrieved: open() re-raises it
-        reported = False
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # the waiter re-raises it; no "never retrieved" noise if it went away
-                reported = True
-        self._pending.clear()
+        reported = self._fail_pending(error)
         self._cancel_timer()
         transport = self._transport
         if transport is not None:
@@ -226,6 +264,22 @@ class Upstream(asyncio.Protocol):
             if not self._lost_reported and self.on_lost is not None:
                 self._lost_reported = True
                 self.on_lost(error, reported)
+
+    def _fail_pending(self, error: StompError) -> bool:
+        """Every unconfirmed frame fails with ``error``; True if there was one."""
+        reported = False
+        pending = list(self._pending.values())
+        self._pending.clear()
+        self.pending_bytes = 0
+        if self._receipt_timer is not None:
+            self._receipt_timer.cancel()
+            self._receipt_timer = None
+        for future, _, _, _ in pending:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # the waiter re-raises it; no "never retrieved" noise if it went away
+                reported = True
+        return reported
 
     def _abort(self, error: StompError) -> None:
         if self.protocol.state is not UpstreamState.CLOSED:
@@ -244,6 +298,62 @@ class Upstream(asyncio.Protocol):
         if data and self._transport is not None:
             self._transport.write(data)
 
+    def _check_open(self) -> None:
+        if self.protocol.state is not UpstreamState.CONNECTED or self._transport is None:
+            failure = self.failure
+            if failure is not None:
+                raise BrokerError(failure.message, failure.detail)
+            raise _unavailable("the broker connection is not open")
+
+    def send_nowait(
+        self, command: Command, headers: Iterable[tuple[str, str]], body: bytes = b"", *, hold: bool = False
+    ) -> asyncio.Future[None]:
+        """Write a frame with a receipt; the future completes when the broker confirms it.
+
+        Raises :class:`BrokerError` at once when the connection is not open or
+        when ``max_pending_bytes`` of unconfirmed frames are already in flight
+        (``Broker busy``); the future fails with the broker's ERROR, or with
+        ``Broker receipt timeout`` (which ends the connection) when no RECEIPT
+        comes within ``receipt_timeout``. ``hold``: events after the RECEIPT
+        wait until the caller resumed (see ``_holding``).
+        """
+        self._check_open()
+        size = len(body) + 200
+        if self.pending_bytes + size > self.max_pending_bytes and self._pending:
+            raise _busy(
+                f"the broker at {self.address} is not accepting messages fast enough "
+                f"({self.pending_bytes} bytes unconfirmed; is a resource alarm raised?)"
+            )
+        proto = self.protocol
+        # Receipts on the broker connection are the relay's own: a client's
+        # receipt header must never reach the broker (the first one would win).
+        pairs = [pair for pair in headers if pair[0] != "receipt"]
+        receipt_id = proto.next_receipt_id()
+        pairs.append(("receipt", receipt_id))
+        now = self._loop.time()
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._pending[receipt_id] = (future, size, now + self.receipt_timeout, hold)
+        self.pending_bytes += size
+        if self._receipt_timer is None:
+            self._receipt_timer = self._loop.call_at(now + self.receipt_timeout, self._on_receipt_timer)
+        proto.send(command, pairs, body, now=now)
+        self.frames_sent += 1
+        self._flush()
+        return future
+
+    def _on_receipt_timer(self) -> None:
+        """Receipts come in order: only the oldest unconfirmed frame can be late."""
+        self._receipt_timer = None
+        if not self._pending:
+            return
+        oldest = next(iter(self._pending.values()))
+        now = self._loop.time()
+        if oldest[2] > now:
+            self._receipt_timer = self._loop.call_at(oldest[2], self._on_receipt_timer)
+            return
+        error = BrokerError("Broker receipt timeout", f"no RECEIPT from {self.address} within {self.receipt_timeout:g} s")
+        self._dispatch(self.protocol.fail(error))
+
     async def send(
         self, command: Command, headers: Iterable[tuple[str, str]], body: bytes = b"", *, receipt: bool = False
     ) -> None:
@@ -252,42 +362,24 @@ class Upstream(asyncio.Protocol):
         Raises :class:`BrokerError` when the connection is not open, when the
         broker answers ERROR, or when no RECEIPT comes within ``receipt_timeout``.
         """
-        proto = self.protocol
-        if proto.state is not UpstreamState.CONNECTED or self._transport is None:
-            failure = self.failure
-            if failure is not None:
-                raise BrokerError(failure.message, failure.detail)
-            raise _unavailable("the broker connection is not open")
-        future: asyncio.Future[None] | None = None
-        # Receipts on the broker connection are the relay's own: a client's
-        # receipt header must never reach the broker (the first one would win).
-        headers = [pair for pair in headers if pair[0] != "receipt"]
         if receipt:
-            receipt_id = proto.next_receipt_id()
-            future = self._loop.create_future()
-            self._pending[receipt_id] = future
-            headers.append(("receipt", receipt_id))
-        proto.send(command, headers, body, now=self._loop.time())
+            future = self.send_nowait(command, headers, body, hold=True)
+            try:
+                await asyncio.shield(future)
+            except StompError as exc:
+                # One failure may end many waiters: each gets its own copy (the
+                # server fills in the receipt-id of the frame that failed).
+                raise BrokerError(exc.message, exc.detail) from None
+            finally:
+                if self._holding is future:
+                    # Resumed after the caller's synchronous follow-up (its client's RECEIPT).
+                    self._loop.call_soon(self._release, future)
+            return
+        self._check_open()
+        pairs = [pair for pair in headers if pair[0] != "receipt"]
+        self.protocol.send(command, pairs, body, now=self._loop.time())
         self.frames_sent += 1
         self._flush()
-        if self._paused is not None:
-            await asyncio.shield(self._paused)
-        if future is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(future), self.receipt_timeout)
-        except StompError as exc:
-            # One failure may end many waiters: each gets its own copy (the
-            # server fills in the receipt-id of the frame that failed).
-            raise BrokerError(exc.message, exc.detail) from None
-        except asyncio.TimeoutError:
-            error = BrokerError("Broker receipt timeout", f"no RECEIPT for {command.value} within {self.receipt_timeout:g} s")
-            self._dispatch(proto.fail(error))
-            raise error from None
-        finally:
-            if self._holding is future:
-                # Resumed after the caller's synchronous follow-up (its client's RECEIPT).
-                self._loop.call_soon(self._release, future)
 
     # --- closing -------------------------------------------------------------
 
@@ -299,11 +391,7 @@ class Upstream(asyncio.Protocol):
             proto.disconnect(self._loop.time())
             self._flush()
         proto.fail(BrokerError("Broker connection closed", "closed by the relay"))
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(proto.failure or _unavailable("closed"))
-                future.exception()
-        self._pending.clear()
+        self._fail_pending(proto.failure or _unavailable("closed"))
         if not self._connected.done():
             self._connected.cancel()
         self._cancel_timer()
@@ -334,4 +422,9 @@ class Upstream(asyncio.Protocol):
         self._arm_timer()
 
     def stats(self) -> dict[str, Any]:
-        return {"frames_sent": self.frames_sent, "messages_received": self.messages_received}
+        return {
+            "frames_sent": self.frames_sent,
+            "messages_received": self.messages_received,
+            "unconfirmed": len(self._pending),
+            "unconfirmed_bytes": self.pending_bytes,
+        }
