@@ -1217,7 +1217,7 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
     virtual_host = unquote(path) if path else "/"
     kwargs: dict[str, object] = {}
     floats = {"heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay", "max_reconnect_delay"}
-    ints = {"max_unacked"}
+    ints = {"max_unacked", "max_unconfirmed", "max_unconfirmed_bytes"}
     for item in filter(None, parts.query.split("&")):
         name, _, value = item.partition("=")
         if name in floats:
