@@ -699,7 +699,11 @@ class RabbitRelay(Broker):
             self._on_own_message(state, frame)
 
         def on_lost(error: StompError, reported: bool) -> None:
-            if not reported and not state.gone:
+            if not state.gone and (not reported or (state.inflight and state.barriers == 0)):
+                # Pipelined SENDs have nobody waiting: the sender learns of it through ERROR now.
+                if state.inflight and state.refusal is None:
+                    state.refusal = error
+                    self._count_refusal(error)
                 self._fail_client(state, error)
             state.gone = True
 
