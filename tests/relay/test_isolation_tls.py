@@ -60,3 +60,11 @@ async def test_tls_to_rabbitmq_and_a_wrong_ca() -> None:
 
 def test_fast_relay_still_builds() -> None:
     assert fast_relay().address == "127.0.0.1:61613"
+
+
+async def test_stomps_url_verifies_certificates() -> None:
+    from sockjs_server.stomp.relay import relay_from_url
+
+    relay = relay_from_url("stomps://guest:guest@localhost/")
+    assert relay.port == 61614 and relay.ssl is not None and relay.ssl.verify_mode is ssl.CERT_REQUIRED
+    assert relay_from_url("stomp://localhost/").ssl is None

@@ -1209,12 +1209,13 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
     options, e.g. ``?heartbeat=10&reconnect_delay=1``; ``options`` override.
     """
     parts = urlsplit(url)
-    if parts.scheme != "stomp":
-        raise ValueError(f"relay URL must start with stomp://, got {url!r}")
+    if parts.scheme not in ("stomp", "stomps", "stomp+ssl"):
+        raise ValueError(f"relay URL must start with stomp:// or stomps://, got {url!r}")
+    tls = parts.scheme != "stomp"
     if not parts.hostname:
         raise ValueError(f"relay URL has no host: {url!r}")
     try:
-        port = parts.port or 61613
+        port = parts.port or (61614 if tls else 61613)
     except ValueError as exc:
         raise ValueError(f"bad port in relay URL {url!r}") from exc
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -1239,6 +1240,8 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
             kwargs[name] = unquote(value)
         else:
             raise ValueError(f"unknown relay URL option {name!r}")
+    if tls:
+        kwargs["ssl"] = True  # ssl.create_default_context(): verified; an ``ssl`` option overrides it
     kwargs.update(options)
     login = unquote(parts.username) if parts.username is not None else "guest"
     passcode = unquote(parts.password) if parts.password is not None else ("guest" if parts.username is None else "")
