@@ -61,7 +61,7 @@ async def run_node(node: str, *args: str) -> tuple[int, list[dict[str, Any]], st
 async def test_stompjs_under_node_over_the_raw_websocket(aiohttp_server: Any, mode: str) -> None:
     node = node_or_skip()
     period = round(HEARTBEAT * 1000)
-    stomp = StompServer(options=StompOptions(heartbeat=(HEARTBEAT, HEARTBEAT)))
+    stomp = StompServer(options=StompOptions(min_heartbeat=HEARTBEAT))
     opened: list[str] = []
     stomp.on_connect = lambda info: opened.append(info.transport)
     app = web.Application()
