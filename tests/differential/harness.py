@@ -45,6 +45,8 @@ RABBIT_HOST = os.environ.get("RABBITMQ_STOMP_HOST", "127.0.0.1")
 RABBIT_PORT = int(os.environ.get("RABBITMQ_STOMP_PORT", "61613"))
 #: Seconds to wait for something a script expects (stretch on slow machines).
 WAIT = float(os.environ.get("STOMP_DIFF_WAIT", "3"))
+#: Seconds of silence after which no more MESSAGEs are expected at the end of a script.
+SETTLE = float(os.environ.get("STOMP_DIFF_SETTLE", "0.05"))
 
 TARGETS = ("rabbit", "memory", "relay")
 
@@ -167,6 +169,25 @@ class _Conn:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.http: aiohttp.ClientSession | None = None
         self.session_buffer: list[bytes] = []
+        #: receipt-id -> (command, subscription) of the frames this client sent.
+        self.receipts: dict[str, tuple[str, str | None]] = {}
+        self.subscribed = False
+
+    def note_sent(self, data: bytes) -> None:
+        """Remember which frame asked for which receipt (see :func:`canonical`)."""
+        for chunk in data.split(b"\x00"):
+            lines = chunk.decode("utf-8", "replace").replace("\r", "").lstrip("\n").split("\n")
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                if not line:
+                    break
+                key, _, value = line.partition(":")
+                headers.setdefault(key, value)
+            if lines[0] == "SUBSCRIBE":
+                self.subscribed = True
+            if "receipt" in headers:
+                sub = headers.get("id", headers.get("destination"))
+                self.receipts.setdefault(headers["receipt"], (lines[0], sub))
 
     async def write(self, data: bytes) -> None:
         if self.closed:
@@ -296,11 +317,92 @@ class Endpoint:
     sockjs_url: str | None = None
 
 
+_SUBSCRIPTION = re.compile(r" subscription:(\S*)")
+_RECEIPT_ID = re.compile(r"^RECEIPT receipt-id:(\S*)$")
+#: Frames whose RECEIPT RabbitMQ may send before or after MESSAGEs that are
+#: already on their way (it confirms and delivers on different processes).
+_RACING = frozenset({"SEND", "ACK", "NACK", "BEGIN", "COMMIT", "ABORT"})
+
+
+def canonical(events: list[str], receipts: dict[str, tuple[str, str | None]]) -> list[str]:
+    """One connection's events in an order that does not depend on races.
+
+    RabbitMQ guarantees the order of one subscription's MESSAGEs, and of the
+    frames that answer the client (RECEIPT, ERROR) among themselves, but not
+    how MESSAGEs of different subscriptions interleave, nor whether the
+    RECEIPT of a SEND, ACK, NACK or transaction frame comes before or after
+    a MESSAGE already on its way. Two events are *independent* when they may
+    swap: MESSAGEs of different subscriptions, and a MESSAGE with a RECEIPT
+    of a racing frame (or of the SUBSCRIBE/UNSUBSCRIBE of another
+    subscription). Everything else (ERRORs, markers, ``<closed>``, the
+    RECEIPT of a MESSAGE's own SUBSCRIBE or UNSUBSCRIBE) keeps its place.
+    The result is the lexicographically least ordering of the same trace
+    (non-MESSAGE events first, then MESSAGEs by subscription), so two
+    transcripts that differ only by such races become equal.
+    """
+
+    def sub_of(event: str) -> str | None:
+        if not event.startswith("MESSAGE "):
+            return None
+        m = _SUBSCRIPTION.search(event.partition(" | ")[0])
+        return m.group(1) if m else ""
+
+    def independent(a: str, b: str) -> bool:
+        sa, sb = sub_of(a), sub_of(b)
+        if sa is not None and sb is not None:
+            return sa != sb
+        if sa is None and sb is None:
+            return False
+        message_sub, other = (sa, b) if sa is not None else (sb, a)
+        m = _RECEIPT_ID.match(other)
+        if not m or m.group(1) not in receipts:
+            return False
+        command, sub = receipts[m.group(1)]
+        if command in _RACING:
+            return True
+        return command in ("SUBSCRIBE", "UNSUBSCRIBE") and sub != message_sub
+
+    def key(event: str) -> tuple[int, str]:
+        sub = sub_of(event)
+        return (0, "") if sub is None else (1, sub)
+
+    left = list(events)
+    out: list[str] = []
+    while left:
+        # Candidates: events with no earlier event they depend on.
+        best = -1
+        for j, event in enumerate(left):
+            if all(independent(left[i], event) for i in range(j)):
+                if best < 0 or key(event) < key(left[best]):
+                    best = j
+        out.append(left.pop(best))
+    return out
+
+
+_ID = re.compile(r"<id\d+>")
+
+
 @dataclass
 class Result:
     transcript: dict[str, list[str]] = field(default_factory=dict)
+    receipts: dict[str, dict[str, tuple[str, str | None]]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        """The canonical transcript (see :func:`canonical`), ids numbered in order of appearance."""
+        out = [
+            f"{conn}: {event}"
+            for conn, events in sorted(self.transcript.items())
+            for event in canonical(events, self.receipts.get(conn, {}))
+        ]
+        numbers: dict[str, str] = {}
+
+        def renumber(m: re.Match[str]) -> str:
+            return numbers.setdefault(m.group(0), f"<id{len(numbers) + 1}>")
+
+        return [_ID.sub(renumber, line) for line in out]
+
+    def raw_lines(self) -> list[str]:
+        """The transcript in the order things arrived."""
         return [f"{conn}: {event}" for conn, events in sorted(self.transcript.items()) for event in events]
 
 
@@ -323,9 +425,9 @@ def _template(text: str, conn: _Conn, conns: dict[str, _Conn], unique: str, vhos
             try:
                 msg = source.messages[index]
             except IndexError:
-                return f"<no message {index + 1}>"
+                return f"<no-message-{index + 1}>"
             header = {"ack": "ack", "mid": "message-id", "reply": "reply-to", "dest": "destination"}[kind]
-            return msg.get(header) or f"<no {header}>"
+            return msg.get(header) or f"<no-{header}>"
         raise KeyError(f"unknown placeholder {{{m.group(1)}}}")
 
     return _PLACEHOLDER.sub(replace, text)
@@ -382,6 +484,7 @@ async def run_script(steps: tuple[Step, ...], endpoint: Endpoint, vhost: str, *,
         if name not in conns:
             conns[name] = await _open(endpoint, name, sockjs)
             result.transcript[name] = conns[name].events
+            result.receipts[name] = conns[name].receipts
         return conns[name]
 
     async def record_until(conn: _Conn, done: Any, timeout: float = WAIT, what: str = "") -> None:
@@ -393,7 +496,8 @@ async def run_script(steps: tuple[Step, ...], endpoint: Endpoint, vhost: str, *,
                     conn.events.append(f"<timeout: {what}>")
                 return
             if item == "closed":
-                conn.events.append("<closed>")
+                if not conn.events or conn.events[-1] != "<closed>":
+                    conn.events.append("<closed>")
                 return
             if item == "beat":
                 if done("beat"):
@@ -416,14 +520,21 @@ async def run_script(steps: tuple[Step, ...], endpoint: Endpoint, vhost: str, *,
             text = _template(step.arg, conn, conns, unique, vhost)
             if step.op == "login":
                 version, *extra = text.split(" ") if text else ["1.2"]
-                await conn.write(_frame_bytes(_login(version, [e for e in extra if e], vhost)))
+                data = _frame_bytes(_login(version, [e for e in extra if e], vhost))
+                conn.note_sent(data)
+                await conn.write(data)
                 await record_until(conn, lambda f: isinstance(f, Received), what="CONNECTED")
             elif step.op == "send":
-                await conn.write(_frame_bytes(text))
+                data = _frame_bytes(text)
+                conn.note_sent(data)
+                await conn.write(data)
             elif step.op == "raw":
-                await conn.write(text.encode("utf-8", "surrogateescape"))
+                data = text.encode("utf-8", "surrogateescape")
+                conn.note_sent(data)
+                await conn.write(data)
             elif step.op == "split":
                 data = _frame_bytes(text)
+                conn.note_sent(data)
                 for i in range(0, len(data), 3):
                     await conn.write(data[i : i + 3])
                     await asyncio.sleep(0.002)
@@ -431,6 +542,16 @@ async def run_script(steps: tuple[Step, ...], endpoint: Endpoint, vhost: str, *,
                 await _wait(conn, text, record_until)
             else:  # pragma: no cover
                 raise ValueError(step.op)
+        # MESSAGEs still on their way (RabbitMQ may send the RECEIPT of a SEND
+        # before delivering it) are part of the transcript: wait for silence.
+        async def settle(conn: _Conn) -> None:
+            while not conn.closed:
+                seen = len(conn.events)
+                await record_until(conn, lambda f: False, timeout=SETTLE)
+                if len(conn.events) == seen:
+                    return
+
+        await asyncio.gather(*(settle(c) for c in conns.values() if c.subscribed))
         # The end of every script: is each connection still there?
         for conn in conns.values():
             if conn.closed:

@@ -17,110 +17,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from tests.differential.harness import Targets, targets  # noqa: E402
-from tests.differential.scenarios import SCENARIOS, Scenario  # noqa: E402
+from tests.differential.scenarios import KNOWN, SCENARIOS, Scenario  # noqa: E402
 
-import os  # noqa: E402
-
-# Not yet a CI gate: some scenarios still race (RabbitMQ itself orders a queue
-# MESSAGE and a RECEIPT differently from run to run). Run with STOMP_DIFFERENTIAL=1.
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.skipif(not os.environ.get("STOMP_DIFFERENTIAL"), reason="set STOMP_DIFFERENTIAL=1 to run the differential harness"),
-]
+pytestmark = [pytest.mark.rabbitmq]
 
 _reference: dict[str, list[str]] = {}
-
-#: Differences still open (listed by ``python -m tests.differential``): expected
-#: to fail until fixed; a fixed one shows up as XPASS.
-OPEN = {
-    ('destination/topic-percent-roundtrip', 'relay'),
-    ('ack/auto-queue-1.0', 'relay'),
-    ('ack/client-topic-1.1', 'relay'),
-    ('ack/client-individual-topic-1.2', 'relay'),
-    ('nack/requeue-false', 'memory'),
-    ('nack/requeue-false', 'relay'),
-    ('nack/topic-message', 'relay'),
-    ('transaction/abort', 'relay'),
-    ('parsing/unicode-body', 'relay'),
-    ('ack/auto-queue-1.0', 'memory'),
-    ('ack/auto-queue-1.1', 'memory'),
-    ('ack/auto-queue-1.1', 'relay'),
-    ('ack/auto-queue-1.2', 'memory'),
-    ('ack/auto-queue-1.2', 'relay'),
-    ('ack/auto-topic-1.2', 'memory'),
-    ('ack/auto-topic-1.2', 'relay'),
-    ('ack/double-ack', 'memory'),
-    ('ack/form-unknown-1.0', 'memory'),
-    ('ack/form-unknown-1.0', 'relay'),
-    ('ack/form-unknown-1.1', 'memory'),
-    ('ack/form-unknown-1.1', 'relay'),
-    ('ack/form-unknown-1.2', 'memory'),
-    ('destination/send-no-leading-slash', 'memory'),
-    ('destination/send-queue-control', 'memory'),
-    ('destination/send-queue-control', 'relay'),
-    ('destination/send-topic-tab', 'memory'),
-    ('destination/send-topic-tab', 'relay'),
-    ('destination/subscribe-no-leading-slash', 'memory'),
-    ('destination/subscribe-queue-control', 'memory'),
-    ('destination/subscribe-queue-control', 'relay'),
-    ('destination/subscribe-topic-tab', 'memory'),
-    ('destination/subscribe-topic-tab', 'relay'),
-    ('destination/temp-queue-reply', 'relay'),
-    ('destination/wildcard-star', 'memory'),
-    ('destination/wildcard-star', 'relay'),
-    ('durable/durable-unsubscribe-deletes', 'relay'),
-    ('durable/durable-without-id', 'relay'),
-    ('headers/send-1.1-cr-escape', 'memory'),
-    ('headers/send-1.1-cr-escape', 'relay'),
-    ('headers/send-1.2-bad-escape', 'memory'),
-    ('headers/send-1.2-bad-escape', 'relay'),
-    ('headers/send-ack-forged-topic', 'memory'),
-    ('headers/send-ack-forged-topic', 'relay'),
-    ('headers/send-redelivered-forged-topic', 'memory'),
-    ('headers/send-redelivered-forged-topic', 'relay'),
-    ('headers/send-repeated-topic', 'relay'),
-    ('headers/send-subscription-forged-topic', 'memory'),
-    ('headers/send-subscription-forged-topic', 'relay'),
-    ('headers/send-user-id-other', 'memory'),
-    ('headers/send-user-id-other', 'relay'),
-    ('headers/send-user-id-own-topic', 'memory'),
-    ('headers/send-user-id-own-topic', 'relay'),
-    ('headers/subscribe-no-id-1.0', 'relay'),
-    ('headers/two-subscriptions-same-topic', 'memory'),
-    ('heart-beat/invalid--1,0', 'memory'),
-    ('heart-beat/invalid--1,0', 'relay'),
-    ('nack/nack-1.0', 'memory'),
-    ('nack/nack-1.1', 'memory'),
-    ('nack/nack-1.2', 'memory'),
-    ('nack/requeue-0', 'memory'),
-    ('nack/requeue-FALSE', 'memory'),
-    ('nack/requeue-FALSE', 'relay'),
-    ('nack/requeue-True', 'memory'),
-    ('nack/requeue-empty', 'memory'),
-    ('nack/requeue-maybe', 'memory'),
-    ('nack/requeue-no', 'memory'),
-    ('nack/requeue-true', 'memory'),
-    ('nack/topic-message', 'memory'),
-    ('nack/unknown-id', 'memory'),
-    ('parsing/1.0-colon-in-value', 'memory'),
-    ('parsing/1.0-colon-in-value', 'relay'),
-    ('parsing/content-length-embedded-nul', 'relay'),
-    ('parsing/content-length-invalid', 'memory'),
-    ('parsing/content-length-invalid', 'relay'),
-    ('parsing/content-length-too-short', 'memory'),
-    ('parsing/content-length-too-short', 'relay'),
-    ('parsing/content-length-zero', 'memory'),
-    ('parsing/content-length-zero', 'relay'),
-    ('parsing/header-no-colon', 'memory'),
-    ('parsing/header-no-colon', 'relay'),
-    ('parsing/header-spaces', 'relay'),
-    ('parsing/nul-between-frames', 'relay'),
-    ('prefetch/queue-client-1', 'memory'),
-    ('prefetch/queue-client-individual-1', 'memory'),
-    ('prefetch/topic-client-1', 'memory'),
-    ('prefetch/topic-client-individual-1', 'memory'),
-    ('receipt/send-topic-message-before-receipt', 'relay'),
-}
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +52,11 @@ def test_scenario(world: Targets, scenario: Scenario, target: str) -> None:
         pytest.skip(f"documented difference: {scenario.differs}")
     if target == "memory" and scenario.rabbit_only:
         pytest.skip(f"RabbitMQ-only: {scenario.rabbit_only}")
-    if (scenario.name, target) in OPEN:
-        pytest.xfail("open difference from RabbitMQ (see python -m tests.differential -v)")
     got = world.run(scenario.steps, target).lines()
-    assert got == expected, _diff(expected, got)
-    if scenario.sockjs:
+    if scenario.sockjs and got == expected:
         got = world.run(scenario.steps, target, sockjs=True).lines()
-        assert got == expected, "over SockJS:\n" + _diff(expected, got)
+    if (scenario.name, target) in KNOWN:
+        if got != expected:
+            pytest.xfail(f"known difference from RabbitMQ: {KNOWN[scenario.name, target]}")
+        return
+    assert got == expected, _diff(expected, got)
