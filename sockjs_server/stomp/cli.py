@@ -53,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app-prefix", default="/app", help="application destination prefix (default /app)")
     parser.add_argument("--user-prefix", default="/user", help="user destination prefix (default /user)")
     parser.add_argument(
-        "--relay", type=_relay_url, default=None, metavar="URL", help="relay to RabbitMQ's STOMP plugin, e.g. stomp://guest:guest@127.0.0.1:61613/ (default: in-memory broker)"
+        "--relay", type=_relay_url, default=None, metavar="URL", help="relay to RabbitMQ's STOMP plugin, e.g. stomp://guest:guest@127.0.0.1:61613/; several nodes of a cluster: "
+        "stomp://guest:guest@rabbit1:61613,rabbit2:61613/ (default: in-memory broker)"
     )
     parser.add_argument(
         "--users",

@@ -12,30 +12,18 @@ import asyncio
 import logging
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from broker_tools import rabbitmqctl, until
 from conftest import RABBIT_HOST, RABBIT_PORT, MakeNode, fast_relay, unique, wait_for_stomp_port
-from stomp_testing import TIMEOUT, StompClient
+from stomp_testing import StompClient
 from tcp_proxy import TcpProxy
 
 from sockjs_server.stomp.relay import RabbitRelay, RelayState
 from sockjs_server.stomp.relay.rabbit import backoff
 
 pytestmark = pytest.mark.rabbitmq
-
-
-async def until(condition: Callable[[], bool], timeout: float = 3 * TIMEOUT) -> None:
-    """Wait for ``condition`` (a hang guard, not a timing expectation)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture

@@ -152,3 +152,15 @@ def test_relay_from_url_options() -> None:
     for bad in ("http://h/", "stomp:///", "stomp://h/?nope=1", "stomp://h/?heartbeat=x", "stomp://h:99999/"):
         with pytest.raises(ValueError):
             relay_from_url(bad)
+
+
+def test_relay_url_with_several_addresses() -> None:
+    relay = relay_from_url("stomp://guest:guest@rabbit1:61613,rabbit2:61623,rabbit3/chat")
+    assert relay.addresses == [("rabbit1", 61613), ("rabbit2", 61623), ("rabbit3", 61613)]
+    assert (relay.host, relay.port, relay.virtual_host) == ("rabbit1", 61613, "chat")
+    tls = relay_from_url("stomps://relay@[::1]:61700,rabbit2/")
+    assert tls.addresses == [("::1", 61700), ("rabbit2", 61614)] and tls.ssl is not None
+    assert (tls.login, tls.passcode) == ("relay", "")
+    for bad in ("stomp://h1,/", "stomp://h1,h2:0/", "stomp://h1:x,h2/", "stomp://[::1]x/"):
+        with pytest.raises(ValueError):
+            relay_from_url(bad)

@@ -189,6 +189,13 @@ def _plain_headers(pairs: Sequence[tuple[str, str]]) -> bool:
     return True
 
 
+def _as_lost(error: StompError) -> StompError:
+    """A dead connection (not a refusal) is told to clients as ``Broker connection lost``."""
+    if error.message in _CONNECTION_FAILURES or error.message == "Broker connection closed":
+        return BrokerError("Broker connection lost", f"{error.message}: {error.detail}" if error.detail else error.message)
+    return error
+
+
 def _reason(error: StompError) -> str:
     """A short, stable name for a refusal, for statistics (RabbitMQ's ERROR message)."""
     word = re.sub(r"[^a-z0-9]+", "_", error.message.lower()).strip("_")
@@ -591,9 +598,7 @@ class RabbitRelay(Broker):
     def _fail_client(self, state: _Client, error: StompError) -> None:
         if state.gone:
             return
-        if error.message in _CONNECTION_FAILURES:
-            # The connection died (not a refusal): said as for the shared connections.
-            error = BrokerError("Broker connection lost", f"{error.message}: {error.detail}" if error.detail else error.message)
+        error = _as_lost(error)
         state.gone = True
         self._close_own(state)
         state.client.broker_lost(BrokerError(error.message, error.detail))
@@ -1089,7 +1094,7 @@ class RabbitRelay(Broker):
                 state.replaying = True
                 asyncio.get_running_loop().create_task(self._replay(state))
             return
-        self._complete(state, entry, error)
+        self._complete(state, entry, error if refusal else _as_lost(error))
 
     def _complete(self, state: _Client, entry: _Publish, error: StompError | None) -> None:
         done = entry.done
@@ -1124,6 +1129,8 @@ class RabbitRelay(Broker):
         self._close_own(state)
 
     def _count_refusal(self, error: StompError) -> None:
+        if error.message in ("Broker connection lost", "Broker not available"):
+            return  # the connection went away: nothing was refused
         reason = _reason(error)
         self.refused[reason] = self.refused.get(reason, 0) + 1
         logger.info("broker refused a frame: %s: %s", error.message, error.detail)
@@ -1201,23 +1208,43 @@ class RabbitRelay(Broker):
         await own.send(command, [("id", ack_id), *extra], receipt=True)
 
 
+def _addresses(netloc: str, default_port: int, url: str) -> list[tuple[str, int]]:
+    """``host1:61613,host2,[::1]:61613`` -> ``[(host, port), ...]`` (the port defaults to ``default_port``)."""
+    out: list[tuple[str, int]] = []
+    for item in netloc.split(","):
+        if item.startswith("["):
+            host, sep, rest = item[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise ValueError(f"bad address {item!r} in relay URL {url!r}")
+            port_text = rest[1:]
+        else:
+            host, _, port_text = item.partition(":")
+        if not host:
+            raise ValueError(f"relay URL has no host: {url!r}")
+        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+            raise ValueError(f"bad port {port_text!r} in relay URL {url!r}")
+        out.append((unquote(host), int(port_text) if port_text else default_port))
+    return out
+
+
 def relay_from_url(url: str, **options: object) -> RabbitRelay:
     """``stomp://login:passcode@host:port/vhost`` -> :class:`RabbitRelay`.
 
-    The path is the virtual host, percent-encoded ("/" or "" for the default
-    "/", "%2F" for "/", "/test" for "test"); query parameters set numeric
-    options, e.g. ``?heartbeat=10&reconnect_delay=1``; ``options`` override.
+    Several addresses of one cluster are separated by commas
+    (``stomp://guest:guest@rabbit1:61613,rabbit2:61613/``); the relay moves to
+    the next one when a connection is refused or lost. The path is the
+    virtual host, percent-encoded ("/" or "" for the default "/", "%2F" for
+    "/", "/test" for "test"); query parameters set numeric options, e.g.
+    ``?heartbeat=10&reconnect_delay=1``; ``options`` override.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("stomp", "stomps", "stomp+ssl"):
         raise ValueError(f"relay URL must start with stomp:// or stomps://, got {url!r}")
     tls = parts.scheme != "stomp"
-    if not parts.hostname:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not hosts:
         raise ValueError(f"relay URL has no host: {url!r}")
-    try:
-        port = parts.port or (61614 if tls else 61613)
-    except ValueError as exc:
-        raise ValueError(f"bad port in relay URL {url!r}") from exc
+    addresses = _addresses(hosts, 61614 if tls else 61613, url)
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     virtual_host = unquote(path) if path else "/"
     kwargs: dict[str, object] = {}
@@ -1243,6 +1270,10 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
     if tls:
         kwargs["ssl"] = True  # ssl.create_default_context(): verified; an ``ssl`` option overrides it
     kwargs.update(options)
-    login = unquote(parts.username) if parts.username is not None else "guest"
-    passcode = unquote(parts.password) if parts.password is not None else ("guest" if parts.username is None else "")
-    return RabbitRelay(parts.hostname, port, login, passcode, virtual_host, **kwargs)  # type: ignore[arg-type]
+    if len(addresses) > 1:
+        kwargs.setdefault("addresses", addresses)
+    username, colon, password = userinfo.partition(":")
+    login = unquote(username) if at else "guest"
+    passcode = unquote(password) if colon else ("guest" if not at else "")
+    host, port = addresses[0]
+    return RabbitRelay(host, port, login, passcode, virtual_host, **kwargs)  # type: ignore[arg-type]
