@@ -1094,7 +1094,8 @@ class RabbitRelay(Broker):
                 state.replaying = True
                 asyncio.get_running_loop().create_task(self._replay(state))
             return
-        self._complete(state, entry, error if refusal else _as_lost(error))
+        # The relay closed that connection (it lost the broker): said as a loss.
+        self._complete(state, entry, _as_lost(error) if error.message == "Broker connection closed" else error)
 
     def _complete(self, state: _Client, entry: _Publish, error: StompError | None) -> None:
         done = entry.done
