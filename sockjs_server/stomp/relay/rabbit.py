@@ -431,11 +431,18 @@ class RabbitRelay(Broker):
             self.failovers += 1
             logger.info("broker address now %s:%s", self.host, self.port)
 
+    def _connections(self) -> Iterator[Upstream]:
+        """The open connections to RabbitMQ."""
+        for conn in (self._subscriber, self._publisher, *(c.own for c in self._clients.values())):
+            if conn is not None and conn.connected:
+                yield conn
+
     def stats(self) -> dict[str, Any]:
         """Relay health (a stable dict; numbers are gauges for the metrics endpoint).
 
         ``connections_*``: open RabbitMQ connections per kind; ``unconfirmed``:
-        pipelined SENDs awaiting RabbitMQ's confirmation; ``refused``: frames
+        pipelined SENDs awaiting RabbitMQ's confirmation (``unconfirmed_bytes``:
+        their bytes with every other unconfirmed frame); ``refused``: frames
         RabbitMQ refused, ``refused_by_reason`` by its ERROR message;
         ``address``: the broker address in use.
         """
@@ -456,6 +463,7 @@ class RabbitRelay(Broker):
             "reconnects": self.reconnects,
             "failovers": self.failovers,
             "unconfirmed": sum(len(c.inflight) for c in self._clients.values()),
+            "unconfirmed_bytes": sum(c.pending_bytes for c in self._connections()),
             "refused": sum(self.refused.values()),
             "refused_by_reason": dict(self.refused),
             "publisher_failures": self.publisher_failures,
@@ -1045,7 +1053,12 @@ class RabbitRelay(Broker):
                 break
             # Replaced while waiting (a publisher that failed, a probe connection closed).
             upstream = await (self._get_publisher() if shared else self._own(state))
-        confirmation = upstream.send_nowait(Command.SEND, pairs, body)
+        try:
+            confirmation = upstream.send_nowait(Command.SEND, pairs, body)
+        except BrokerError as exc:
+            if exc.message == "Broker busy":
+                self._count_refusal(exc)  # refused here, RabbitMQ not reading (e.g. a resource alarm)
+            raise
         entry = _Publish(pairs, body, upstream, shared, key, asyncio.get_running_loop().create_future())
         inflight.append(entry)
         confirmation.add_done_callback(partial(self._on_confirmation, state, entry))
@@ -1108,10 +1121,10 @@ class RabbitRelay(Broker):
         inflight = state.inflight
         while inflight and inflight[0].done.done():
             inflight.popleft()
+        if error is not None and state.refusal is None:
+            state.refusal = error
+            self._count_refusal(error)  # also when its connection's end was reported first
         if error is not None and not state.gone:
-            if state.refusal is None:
-                state.refusal = error
-                self._count_refusal(error)
             if state.barriers == 0:
                 # Nobody waits for a RECEIPT: the sender learns of it through ERROR now.
                 self._fail_client(state, error)
