@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Collection, Iterator
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from .framing import encode_message
 from .options import Options, WebsocketProfile
@@ -50,6 +51,7 @@ class Endpoint:
         self._receivers: set[Session] = set()
         self._flush_queue: FlushQueue | None = None
         self._shutting_down = False
+        self._checks: asyncio.Task[None] | None = None
         #: Totals since creation (see :meth:`stats` for these with the current gauges).
         self.counters = EndpointCounters()
 
@@ -121,15 +123,18 @@ class Endpoint:
 
     def new_session(
         self,
-        request: web.Request,
         session_id: str,
         transport: str,
         *,
+        remote: str | None,
+        headers: CIMultiDictProxy[str],
+        query_string: str,
         addressable: bool = True,
         raw: bool = False,
         subprotocol: str | None = None,
     ) -> Session:
-        """Create and register a session opened by ``request``.
+        """Create and register a session opened by a request from ``remote`` with
+        ``headers`` and (undecoded) ``query_string``.
 
         Websocket sessions are not addressable by id (sockjs-protocol: "it is
         correct to have two separate sessions sharing the same session_id").
@@ -139,9 +144,9 @@ class Endpoint:
             self,
             session_id,
             transport,
-            remote=request.remote,
-            headers=request.headers,
-            query_string=request.rel_url.raw_query_string,
+            remote=remote,
+            headers=headers,
+            query_string=query_string,
             raw=raw,
             binary=raw and self.websocket_profile.binary,
             subprotocol=subprotocol,
@@ -195,17 +200,27 @@ class Endpoint:
 
     async def run(self, app: web.Application) -> AsyncIterator[None]:
         """``cleanup_ctx`` entry: background checks live as long as the app."""
-        task = asyncio.get_running_loop().create_task(self._check_receivers())
+        self.start()
         try:
             yield
         finally:
-            task.cancel()
-            for session in list(self._live):
-                session.transport_closed(CloseCode.GOING_AWAY)
+            self.stop()
 
-    async def shutdown(self, app: web.Application) -> None:
+    def start(self) -> None:
+        """Start the background checks (when the server starts)."""
+        self._checks = asyncio.get_running_loop().create_task(self._check_receivers())
+
+    def stop(self) -> None:
+        """Stop the background checks and end every session (when the server has stopped)."""
+        if self._checks is not None:
+            self._checks.cancel()
+            self._checks = None
+        for session in list(self._live):
+            session.transport_closed(CloseCode.GOING_AWAY)
+
+    async def shutdown(self, app: web.Application | None = None) -> None:
         """``on_shutdown``: every session gets a close frame and streaming responses end
-        before aiohttp cancels request handlers."""
+        before the server cancels request handlers."""
         self._shutting_down = True
         await self.close_all(CloseCode.GOING_AWAY, CLOSE_REASONS[CloseCode.GOING_AWAY])
         # Let attached receivers write the close frame and finish their responses.

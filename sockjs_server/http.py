@@ -1,30 +1,35 @@
-"""HTTP headers every SockJS response shares: CORS, caching, cookies, errors.
+"""HTTP headers and answers every SockJS response shares: CORS, caching, cookies, errors.
 
-Written once here so that no transport grows its own copy.
+Written once here, free of any web framework, so that neither the aiohttp
+layer nor the ASGI layer grows its own copy: both read a request through
+:class:`RequestHead` and turn an :class:`Answer` into their own response.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import formatdate
-
-from aiohttp import web
+from http.cookies import SimpleCookie
+from typing import Protocol
 
 from .options import Options
 
 __all__ = [
     "NO_CACHE",
     "NOSNIFF",
-    "abort_connection",
+    "NOT_FOUND",
+    "TEXT_PLAIN",
+    "Answer",
+    "RequestHead",
     "cached_for_a_year",
     "cors_headers",
-    "error_response",
+    "error_answer",
     "method_not_allowed",
     "origin_allowed",
-    "preflight_response",
-    "set_session_cookie",
+    "preflight_answer",
+    "session_cookie",
 ]
 
 ONE_YEAR = 31536000
@@ -38,6 +43,42 @@ NOSNIFF: dict[str, str] = {"X-Content-Type-Options": "nosniff"}
 TEXT_PLAIN = "text/plain; charset=UTF-8"
 
 
+class RequestHead(Protocol):
+    """What the shared code reads of a request: aiohttp's ``web.Request`` is one as it is,
+    the ASGI layer builds one per request."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def cookies(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete response (status, headers, body) that each web layer writes its own way.
+
+    ``body`` empty means no body and no content type (the protocol's bare 405 and 204).
+    """
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+NOT_FOUND = Answer(404, {"Content-Type": "text/plain; charset=utf-8"}, b"404: Not Found")
+"""A SockJS URL of a disabled transport, or no SockJS URL at all."""
+
+
 def cached_for_a_year() -> dict[str, str]:
     """Headers of responses the protocol wants strongly cached (iframe page, preflights)."""
     return {
@@ -46,22 +87,24 @@ def cached_for_a_year() -> dict[str, str]:
     }
 
 
-def origin_allowed(request: web.BaseRequest, options: Options) -> bool:
+def origin_allowed(request: RequestHead, options: Options) -> bool:
     """Whether the request's Origin may talk to this endpoint (always, unless ``allowed_origins`` is set).
 
     Requests without an Origin header are not cross-site browser requests,
     and the server's own origin (the iframe transports) is always allowed.
     """
     allowed = options.allowed_origins
+    if allowed is None:
+        return True
     origin = request.headers.get("Origin")
-    if allowed is None or origin is None:
+    if origin is None:
         return True
     if origin in allowed or "*" in allowed:
         return True
     return origin == f"{request.scheme}://{request.host}"
 
 
-def cors_headers(request: web.BaseRequest, options: Options) -> dict[str, str]:
+def cors_headers(request: RequestHead, options: Options) -> dict[str, str]:
     """CORS headers for a response to ``request``.
 
     sockjs-protocol: with an Origin, echo it and allow credentials so that
@@ -80,7 +123,7 @@ def cors_headers(request: web.BaseRequest, options: Options) -> dict[str, str]:
     }
 
 
-def preflight_response(request: web.BaseRequest, options: Options, methods: str) -> web.Response:
+def preflight_answer(request: RequestHead, options: Options, methods: str) -> Answer:
     """Answer a CORS preflight: cacheable for a year, requested headers echoed."""
     headers = cors_headers(request, options)
     headers.update(cached_for_a_year())
@@ -89,43 +132,28 @@ def preflight_response(request: web.BaseRequest, options: Options, methods: str)
     requested = request.headers.get("Access-Control-Request-Headers")
     if requested:
         headers["Access-Control-Allow-Headers"] = requested
-    return web.Response(status=204, headers=headers)
+    return Answer(204, headers)
 
 
-def set_session_cookie(response: web.StreamResponse, request: web.BaseRequest, options: Options) -> None:
-    """sockjs-protocol, JsessionidCookie: echo JSESSIONID (or set ``dummy``) when ``cookie_needed``."""
-    if options.cookie_needed:
-        response.set_cookie("JSESSIONID", request.cookies.get("JSESSIONID") or "dummy", path="/")
+def session_cookie(request: RequestHead, options: Options) -> str | None:
+    """sockjs-protocol, JsessionidCookie: the ``Set-Cookie`` value echoing JSESSIONID
+    (or setting ``dummy``) when ``cookie_needed``, else ``None``."""
+    if not options.cookie_needed:
+        return None
+    cookie: SimpleCookie = SimpleCookie()
+    cookie["JSESSIONID"] = request.cookies.get("JSESSIONID") or "dummy"
+    cookie["JSESSIONID"]["path"] = "/"
+    return cookie["JSESSIONID"].OutputString()
 
 
-def error_response(
-    request: web.BaseRequest, options: Options, status: int, text: str, *, cors: bool = True
-) -> web.Response:
+def error_answer(request: RequestHead, options: Options, status: int, text: str, *, cors: bool = True) -> Answer:
     """A plain-text error the client can read (CORS headers included so browsers show it)."""
     headers = cors_headers(request, options) if cors else {}
     headers.update(NO_CACHE)
     headers["Content-Type"] = TEXT_PLAIN
-    return web.Response(status=status, text=text, headers=headers)
+    return Answer(status, headers, text.encode())
 
 
-def method_not_allowed(allow: str) -> web.Response:
+def method_not_allowed(allow: str) -> Answer:
     """sockjs-protocol: 405 with an ``Allow`` header and neither body nor content type."""
-    return web.Response(status=405, headers={"Allow": allow})
-
-
-def abort_connection(request: web.BaseRequest) -> None:
-    """Drop the request's connection without flushing (its client stopped reading).
-
-    With a zero linger the kernel resets the connection instead of still
-    trickling what its send buffer holds to a client that does not read.
-    """
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    transport.abort()
+    return Answer(405, {"Allow": allow})

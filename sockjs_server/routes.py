@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import static, transports, websocket
+from .dispatch import IFRAME_PATH, SESSION_PATH, Page, SendKind, fixed_page, raw_websocket_refusal, session_action
 from .endpoint import ENDPOINTS, Endpoint
-from .envelopes import ENVELOPES
-from .http import error_response, method_not_allowed, origin_allowed, preflight_response
+from .envelopes import Envelope
 from .options import Options, WebsocketProfile
 from .session import Handler
 from .stats import EndpointCounters
@@ -23,13 +23,6 @@ from .stats import EndpointCounters
 __all__ = ["add_endpoint", "register_routes"]
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# URL segment -> transport names that need it (a sending URL serves several receivers).
-_SEND_USERS = {
-    "xhr_send": ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile"),
-    "jsonp_send": ("jsonp-polling",),
-}
-
 
 def add_endpoint(
     app: web.Application,
@@ -78,72 +71,30 @@ def register_routes(app: web.Application, endpoint: Endpoint) -> None:
     """Register ``endpoint``'s URLs (one route per path, dispatching on the method)."""
     prefix = endpoint.prefix
     options = endpoint.options
-    iframe_page = static.IframePage(options.sockjs_url)
+    iframe_page = static.IframePage(options)
 
-    async def greeting(request: web.Request) -> web.StreamResponse:
-        if request.method not in ("GET", "HEAD"):
-            return method_not_allowed("GET, HEAD")
-        return await static.greeting(request, endpoint)
+    def page(kind: Page) -> Route:
+        async def serve_page(request: web.Request) -> web.StreamResponse:
+            return transports.response(fixed_page(kind, request, options, iframe_page))
 
-    async def info(request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return preflight_response(request, options, "OPTIONS, GET")
-        if request.method not in ("GET", "HEAD"):
-            return method_not_allowed("OPTIONS, GET")
-        return await static.info(request, endpoint)
-
-    async def iframe(request: web.Request) -> web.StreamResponse:
-        if request.method not in ("GET", "HEAD"):
-            return method_not_allowed("GET, HEAD")
-        if options.allowed_origins is not None:
-            response = iframe_page.response(request)
-            # Only allowed origins may embed the page that relays for them.
-            ancestors = " ".join(["'self'", *sorted(o for o in options.allowed_origins if o != "*")])
-            if "*" not in options.allowed_origins:
-                response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
-            return response
-        return iframe_page.response(request)
+        return serve_page
 
     async def raw_websocket(request: web.Request) -> web.StreamResponse:
-        if request.method != "GET":
-            return method_not_allowed("GET")
-        if not options.transport_enabled("websocket-raw"):
-            raise web.HTTPNotFound()
+        refusal = raw_websocket_refusal(request, options)
+        if refusal is not None:
+            return transports.response(refusal)
         return await websocket.raw_websocket(request, endpoint)
 
     async def session_url(request: web.Request) -> web.StreamResponse:
         match = request.match_info
-        segment = match["transport"]
-        session_id = match["session"]
-        method = request.method
-        if method != "OPTIONS" and not origin_allowed(request, options):
-            # Refuse, not just withhold CORS headers: a no-cors request would
-            # still open a session and deliver messages with the user's cookies.
-            return error_response(request, options, 403, "Origin not allowed.", cors=False)
-        if segment == "websocket":
-            if not options.transport_enabled("websocket"):
-                raise web.HTTPNotFound()
-            if method != "GET":
-                return method_not_allowed("GET")
-            return await websocket.websocket(request, endpoint, session_id)
-        envelope = ENVELOPES.get(segment)
-        if envelope is not None:
-            if not options.transport_enabled(envelope.name):
-                raise web.HTTPNotFound()
-            allowed = "GET" if segment in ("jsonp", "eventsource", "htmlfile") else "POST"
-            if method == "OPTIONS" and allowed == "POST":
-                return preflight_response(request, options, "OPTIONS, POST")
-            if method != allowed:
-                return method_not_allowed(allowed)
-            return await transports.receive(request, endpoint, session_id, envelope)
-        users = _SEND_USERS.get(segment)
-        if users is None or not any(options.transport_enabled(name) for name in users):
-            raise web.HTTPNotFound()
-        if method == "OPTIONS":
-            return preflight_response(request, options, "OPTIONS, POST")
-        if method != "POST":
-            return method_not_allowed("OPTIONS, POST")
-        return await transports.send(request, endpoint, session_id, form=segment == "jsonp_send")
+        action = session_action(request, options, match["transport"])
+        if isinstance(action, Envelope):
+            return await transports.receive(request, endpoint, match["session"], action)
+        if action is SendKind.XHR_SEND or action is SendKind.JSONP_SEND:
+            return await transports.send(request, endpoint, match["session"], form=action is SendKind.JSONP_SEND)
+        if action is SendKind.WEBSOCKET:
+            return await websocket.websocket(request, endpoint, match["session"])
+        return transports.response(action)
 
     counters = endpoint.counters
 
@@ -152,12 +103,12 @@ def register_routes(app: web.Application, endpoint: Endpoint) -> None:
 
     # The session URL first: aiohttp tries the resources under one prefix in
     # registration order, and session requests are the hot path.
-    add("*", prefix + r"/{server:[^/.]+}/{session:[^/.]+}/{transport:[a-z_]+}", session_url)
+    add("*", prefix + SESSION_PATH, session_url)
     if prefix:
-        add("*", prefix, greeting)
-    add("*", prefix + "/", greeting)
-    add("*", prefix + "/info", info)
-    add("*", prefix + r"/{iframe:iframe[0-9A-Za-z._-]*\.html}", iframe)
+        add("*", prefix, page(Page.GREETING))
+    add("*", prefix + "/", page(Page.GREETING))
+    add("*", prefix + "/info", page(Page.INFO))
+    add("*", prefix + IFRAME_PATH, page(Page.IFRAME))
     add("*", prefix + "/websocket", raw_websocket)
 
 

@@ -1,4 +1,4 @@
-"""The endpoint's fixed pages: the greeting, ``/info`` and the iframe page."""
+"""The endpoint's fixed pages: the greeting, ``/info`` and the iframe page, as answers of any web layer."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import html
 import json
 import secrets
 
-from aiohttp import web
-
-from .endpoint import Endpoint
-from .http import NO_CACHE, NOSNIFF, TEXT_PLAIN, cached_for_a_year, cors_headers
+from .http import NO_CACHE, NOSNIFF, TEXT_PLAIN, Answer, RequestHead, cached_for_a_year, cors_headers
+from .options import Options
 
 __all__ = ["GREETING", "IframePage", "greeting", "info"]
 
@@ -34,13 +32,12 @@ _IFRAME_PAGE = """<!DOCTYPE html>
 </html>"""
 
 
-async def greeting(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-    return web.Response(body=GREETING, headers={"Content-Type": TEXT_PLAIN})
+def greeting() -> Answer:
+    return Answer(200, {"Content-Type": TEXT_PLAIN}, GREETING)
 
 
-async def info(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+def info(request: RequestHead, options: Options) -> Answer:
     """Server capabilities; sockjs-client also uses this request to measure the round trip."""
-    options = endpoint.options
     body = {
         "websocket": options.transport_enabled("websocket"),
         "cookie_needed": options.cookie_needed,
@@ -50,21 +47,31 @@ async def info(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     headers = cors_headers(request, options)
     headers.update(NO_CACHE)
     headers["Content-Type"] = "application/json; charset=UTF-8"
-    return web.Response(body=json.dumps(body).encode(), headers=headers)
+    return Answer(200, headers, json.dumps(body).encode())
 
 
 class IframePage:
     """The page iframe-based transports load from the server's origin; cached with an ETag."""
 
-    def __init__(self, sockjs_url: str) -> None:
-        self.body = _IFRAME_PAGE.format(sockjs_url=html.escape(sockjs_url, quote=True)).encode()
+    def __init__(self, options: Options) -> None:
+        self.body = _IFRAME_PAGE.format(sockjs_url=html.escape(options.sockjs_url, quote=True)).encode()
         self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+        allowed = options.allowed_origins
+        self.frame_ancestors: str | None = None
+        if allowed is not None and "*" not in allowed:
+            # Only allowed origins may embed the page that relays for them.
+            self.frame_ancestors = "frame-ancestors " + " ".join(["'self'", *sorted(allowed)])
 
-    def response(self, request: web.Request) -> web.StreamResponse:
+    def answer(self, request: RequestHead) -> Answer:
         if request.headers.get("If-None-Match") == self.etag:
-            return web.Response(status=304, headers={"ETag": self.etag})
-        headers = cached_for_a_year()
-        headers["ETag"] = self.etag
-        headers["Content-Type"] = "text/html; charset=UTF-8"
-        headers.update(NOSNIFF)
-        return web.Response(body=self.body, headers=headers)
+            headers = {"ETag": self.etag}
+            body = b""
+        else:
+            headers = cached_for_a_year()
+            headers["ETag"] = self.etag
+            headers["Content-Type"] = "text/html; charset=UTF-8"
+            headers.update(NOSNIFF)
+            body = self.body
+        if self.frame_ancestors is not None:
+            headers["Content-Security-Policy"] = self.frame_ancestors
+        return Answer(304 if not body else 200, headers, body)
