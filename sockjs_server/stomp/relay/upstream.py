@@ -29,6 +29,13 @@ OnMessage = Callable[[Frame], None]
 OnLost = Callable[[StompError, bool], None]
 
 
+#: Frames written with a receipt request spread over at most this many: a
+#: RECEIPT confirms its frame and every earlier one on the connection
+#: (RabbitMQ handles a connection's frames in order and closes it on the first
+#: it refuses), so asking for one per frame only costs both sides work.
+RECEIPT_EVERY = 64
+
+
 def _unavailable(detail: str) -> BrokerError:
     return BrokerError("Broker not available", detail)
 
@@ -88,8 +95,12 @@ class Upstream(asyncio.Protocol):
         )
         self._transport: asyncio.Transport | None = None
         self._connected: asyncio.Future[Connected] = self._loop.create_future()
-        #: Frames waiting for their RECEIPT, in the order written: id -> (future, size, deadline, hold).
-        self._pending: dict[str, tuple[asyncio.Future[None], int, float, bool]] = {}
+        #: Frames waiting for a RECEIPT, in the order written: receipt id -> (their futures, bytes, deadline, hold).
+        self._pending: dict[str, tuple[list[asyncio.Future[None]], int, float, bool]] = {}
+        #: Frames of this loop iteration, written together by ``_write_batch``: (command, headers, body, future, hold).
+        self._batch: list[tuple[Command, list[tuple[str, str]], bytes, asyncio.Future[None] | None, bool]] = []
+        #: Futures of frames in ``_batch`` (counted as unconfirmed).
+        self._batched = 0
         self.pending_bytes = 0
         self._receipt_timer: asyncio.TimerHandle | None = None
         self._paused: asyncio.Future[None] | None = None
@@ -126,7 +137,7 @@ class Upstream(asyncio.Protocol):
     @property
     def unconfirmed(self) -> int:
         """Frames written and not yet confirmed by the broker."""
-        return len(self._pending)
+        return sum(len(futures) for futures, _, _, _ in self._pending.values()) + self._batched
 
     # --- opening -------------------------------------------------------------
 
@@ -230,8 +241,12 @@ class Upstream(asyncio.Protocol):
         elif type(event) is Receipt:
             entry = self._pending.pop(event.receipt_id, None)
             if entry is not None:
-                future, size, _, hold = entry
+                futures, size, _, hold = entry
                 self.pending_bytes -= size
+                for earlier in futures[:-1]:
+                    if not earlier.done():
+                        earlier.set_result(None)
+                future = futures[-1]
                 if not future.done():
                     future.set_result(None)
                     if hold:
@@ -270,15 +285,19 @@ class Upstream(asyncio.Protocol):
         reported = False
         pending = list(self._pending.values())
         self._pending.clear()
+        batch, self._batch = self._batch, []
+        pending += [([future], 0, 0.0, hold) for _, _, _, future, hold in batch if future is not None]
+        self._batched = 0
         self.pending_bytes = 0
         if self._receipt_timer is not None:
             self._receipt_timer.cancel()
             self._receipt_timer = None
-        for future, _, _, _ in pending:
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # the waiter re-raises it; no "never retrieved" noise if it went away
-                reported = True
+        for futures, _, _, _ in pending:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+                    future.exception()  # the waiter re-raises it; no "never retrieved" noise if it went away
+                    reported = True
         return reported
 
     def _abort(self, error: StompError) -> None:
@@ -319,27 +338,53 @@ class Upstream(asyncio.Protocol):
         """
         self._check_open()
         size = len(body) + 200
-        if self.pending_bytes + size > self.max_pending_bytes and self._pending:
+        if self.pending_bytes + size > self.max_pending_bytes and (self._pending or self._batched):
             raise _busy(
                 f"the broker at {self.address} is not accepting messages fast enough "
                 f"({self.pending_bytes} bytes unconfirmed; is a resource alarm raised?)"
             )
-        proto = self.protocol
         # Receipts on the broker connection are the relay's own: a client's
         # receipt header must never reach the broker (the first one would win).
         pairs = [pair for pair in headers if pair[0] != "receipt"]
-        receipt_id = proto.next_receipt_id()
-        pairs.append(("receipt", receipt_id))
-        now = self._loop.time()
         future: asyncio.Future[None] = self._loop.create_future()
-        self._pending[receipt_id] = (future, size, now + self.receipt_timeout, hold)
         self.pending_bytes += size
-        if self._receipt_timer is None:
-            self._receipt_timer = self._loop.call_at(now + self.receipt_timeout, self._on_receipt_timer)
-        proto.send(command, pairs, body, now=now)
+        self._batched += 1
+        self._queue(command, pairs, body, future, hold)
         self.frames_sent += 1
-        self._flush()
         return future
+
+    def _queue(
+        self, command: Command, pairs: list[tuple[str, str]], body: bytes, future: asyncio.Future[None] | None, hold: bool
+    ) -> None:
+        if not self._batch:
+            self._loop.call_soon(self._write_batch)
+        self._batch.append((command, pairs, body, future, hold))
+
+    def _write_batch(self) -> None:
+        """Write this iteration's frames at once, asking for a receipt every RECEIPT_EVERY
+        frames, on a frame some caller holds for, and on the last one."""
+        batch, self._batch = self._batch, []
+        self._batched = 0
+        if not batch or self.protocol.state is not UpstreamState.CONNECTED or self._transport is None:
+            return  # failed meanwhile: _fail_pending answered their futures
+        proto = self.protocol
+        now = self._loop.time()
+        group: list[asyncio.Future[None]] = []
+        size = 0
+        last = max((i for i, item in enumerate(batch) if item[3] is not None), default=-1)
+        for i, (command, pairs, body, future, hold) in enumerate(batch):
+            if future is not None:
+                group.append(future)
+                size += len(body) + 200
+                if hold or i == last or len(group) >= RECEIPT_EVERY:
+                    receipt_id = proto.next_receipt_id()
+                    pairs.append(("receipt", receipt_id))
+                    self._pending[receipt_id] = (group, size, now + self.receipt_timeout, hold)
+                    group, size = [], 0
+            proto.send(command, pairs, body, now=now)
+        if self._pending and self._receipt_timer is None:
+            self._receipt_timer = self._loop.call_at(now + self.receipt_timeout, self._on_receipt_timer)
+        self._flush()
 
     def _on_receipt_timer(self) -> None:
         """Receipts come in order: only the oldest unconfirmed frame can be late."""
@@ -377,9 +422,8 @@ class Upstream(asyncio.Protocol):
             return
         self._check_open()
         pairs = [pair for pair in headers if pair[0] != "receipt"]
-        self.protocol.send(command, pairs, body, now=self._loop.time())
+        self._queue(command, pairs, body, None, False)
         self.frames_sent += 1
-        self._flush()
 
     # --- closing -------------------------------------------------------------
 
@@ -388,6 +432,7 @@ class Upstream(asyncio.Protocol):
         self._lost_reported = True
         proto = self.protocol
         if proto.state is UpstreamState.CONNECTED:
+            self._write_batch()
             proto.disconnect(self._loop.time())
             self._flush()
         proto.fail(BrokerError("Broker connection closed", "closed by the relay"))
@@ -425,6 +470,6 @@ class Upstream(asyncio.Protocol):
         return {
             "frames_sent": self.frames_sent,
             "messages_received": self.messages_received,
-            "unconfirmed": len(self._pending),
+            "unconfirmed": self.unconfirmed,
             "unconfirmed_bytes": self.pending_bytes,
         }
