@@ -10,7 +10,9 @@ without ``receipt``, the last one with ``receipt``; the rate is M divided by
 the time until that RECEIPT (the relay sends it only once RabbitMQ confirmed
 the last frame, and RabbitMQ confirms a connection's frames in order). One
 more client subscribes to the topic and must count all M messages (checked,
-not timed). Prints the median per server and the ratio; asserts nothing.
+not timed). ``--direct`` also runs the same two clients straight on
+RabbitMQ's port: the ceiling on this machine. Prints the median per server
+and the ratios; asserts nothing.
 """
 
 from __future__ import annotations
@@ -53,10 +55,10 @@ class StompTcp:
         self.task = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, port: int) -> StompTcp:
+    async def open(cls, port: int, login: dict[str, str] | None = None) -> StompTcp:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         self = cls(reader, writer)
-        writer.write(frame("CONNECT", {"accept-version": "1.2", "host": "/", "heart-beat": "0,0"}))
+        writer.write(frame("CONNECT", {"accept-version": "1.2", "host": "/", "heart-beat": "0,0", **(login or {})}))
         await asyncio.wait_for(self.connected, 30)
         return self
 
@@ -100,6 +102,36 @@ class StompTcp:
         self.task.cancel()
 
 
+async def run_direct(messages: int, port: int = 61613) -> float:
+    """The same publisher and subscriber straight on RabbitMQ's STOMP port: the ceiling."""
+    return await measure(port, messages, {"login": "guest", "passcode": "guest"})
+
+
+async def measure(stomp_port: int, messages: int, login: dict[str, str] | None = None) -> float:
+    topic = f"/topic/bench.single.{uuid.uuid4().hex[:8]}"
+    reader = await StompTcp.open(stomp_port, login)
+    await reader.request("SUBSCRIBE", {"id": "s", "destination": topic})
+    writer = await StompTcp.open(stomp_port, login)
+    await writer.request("SEND", {"destination": topic}, b"warm-up")
+    body = b"x" * 100
+    plain = frame("SEND", {"destination": topic}, body)
+    t0 = time.perf_counter()
+    for i in range(messages - 1):
+        writer.writer.write(plain)
+        if i % 256 == 255:
+            await writer.writer.drain()
+    await writer.request("SEND", {"destination": topic}, body)
+    elapsed = time.perf_counter() - t0
+    deadline = time.monotonic() + 60
+    while reader.messages < messages + 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if reader.messages != messages + 1 or writer.errors:
+        raise RuntimeError(f"subscriber got {reader.messages} of {messages + 1}; errors {writer.errors[:1]}")
+    await reader.close()
+    await writer.close()
+    return messages / elapsed
+
+
 async def run_once(python: str, cwd: Path, relay: str, messages: int) -> float:
     port, stomp_port = free_port(), free_port()
     cmd = [python, "-m", "sockjs_server", "stomp", "--host", "127.0.0.1", "--port", str(port),
@@ -113,28 +145,7 @@ async def run_once(python: str, cwd: Path, relay: str, messages: int) -> float:
                     break
             except OSError:
                 await asyncio.sleep(0.1)
-        topic = f"/topic/bench.single.{uuid.uuid4().hex[:8]}"
-        reader = await StompTcp.open(stomp_port)
-        await reader.request("SUBSCRIBE", {"id": "s", "destination": topic})
-        writer = await StompTcp.open(stomp_port)
-        await writer.request("SEND", {"destination": topic}, b"warm-up")
-        body = b"x" * 100
-        plain = frame("SEND", {"destination": topic}, body)
-        t0 = time.perf_counter()
-        for i in range(messages - 1):
-            writer.writer.write(plain)
-            if i % 256 == 255:
-                await writer.writer.drain()
-        await writer.request("SEND", {"destination": topic}, body)
-        elapsed = time.perf_counter() - t0
-        deadline = time.monotonic() + 60
-        while reader.messages < messages + 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if reader.messages != messages + 1 or writer.errors:
-            raise RuntimeError(f"subscriber got {reader.messages} of {messages + 1}; errors {writer.errors[:1]}")
-        await reader.close()
-        await writer.close()
-        return messages / elapsed
+        return await measure(stomp_port, messages)
     finally:
         server.terminate()
         server.wait(10)
@@ -146,12 +157,19 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--relay", default="stomp://guest:guest@127.0.0.1:61613/")
     parser.add_argument("--candidate", default=None, help="another checkout, measured alternately ('candidate')")
+    parser.add_argument("--direct", action="store_true", help="also measure straight on RabbitMQ (no server): the ceiling")
     args = parser.parse_args()
     subjects = {"ours": ROOT}
     if args.candidate:
         subjects["candidate"] = Path(args.candidate).resolve()
     rates: dict[str, list[float]] = {name: [] for name in subjects}
+    if args.direct:
+        rates["direct"] = []
     for _ in range(args.rounds):
+        if args.direct:
+            rate = await run_direct(args.messages)
+            rates["direct"].append(rate)
+            print(f"{'direct':<10} {rate:>9.0f} SEND/s  ({args.messages} frames, straight on RabbitMQ)", flush=True)
         for name, cwd in subjects.items():
             rate = await run_once(sys.executable, cwd, args.relay, args.messages)
             rates[name].append(rate)
@@ -161,6 +179,8 @@ async def main() -> None:
         print(f"median {name:<10} {value:>9.0f} SEND/s")
     if "candidate" in medians:
         print(f"ratio candidate/ours: {medians['candidate'] / medians['ours']:.1f}x")
+    if "direct" in medians:
+        print(f"ratio ours/direct: {medians['ours'] / medians['direct']:.2f}")
 
 
 if __name__ == "__main__":
