@@ -75,7 +75,9 @@ class Message:
                 body = body.decode("utf-8", "replace").encode("utf-8")
         pairs = [("destination", destination if destination is not None else self.destination)]
         pairs += self.headers
-        pairs.append(("content-length", str(len(body))))
+        if body:
+            # RabbitMQ sends no content-length for an empty body.
+            pairs.append(("content-length", str(len(body))))
         data = serialize_headers(pairs, version) + b"\n" + body + b"\x00"
         if destination is None:
             self._tails[key] = data

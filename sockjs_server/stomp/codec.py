@@ -47,7 +47,8 @@ _ESCAPE_11 = str.maketrans({"\\": "\\\\", "\n": "\\n", ":": "\\c"})
 _SANITIZE_10_VALUE = str.maketrans({"\r": " ", "\n": " "})
 _SANITIZE_10_NAME = str.maketrans({"\r": " ", "\n": " ", ":": "_"})
 _UNESCAPE_12 = {"\\\\": "\\", "\\r": "\r", "\\n": "\n", "\\c": ":"}
-_UNESCAPE_11 = {"\\\\": "\\", "\\n": "\n", "\\c": ":"}
+# RabbitMQ also reads \r in 1.1 headers (1.1 defines only \\, \n and \c).
+_UNESCAPE_11 = _UNESCAPE_12
 _ESCAPE_RE = re.compile(r"\\.?", re.DOTALL)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
@@ -78,7 +79,8 @@ def decode_header(text: str, version: Version | None, command: Command | None = 
         try:
             return table[seq]
         except KeyError:
-            raise frame_error("Invalid header", f"undefined escape sequence {seq!r} in header") from None
+            # Fatal, as the spec says (RabbitMQ closes without an ERROR; we say why).
+            raise ProtocolError("Invalid header", f"undefined escape sequence {seq!r} in header") from None
 
     return _ESCAPE_RE.sub(replace, text)
 
@@ -315,7 +317,8 @@ class FrameParser:
         for line in lines:
             key, sep, value = line.partition(":")
             if not sep:
-                raise frame_error("Invalid header", f"header line without a colon: {line[:80]!r}", receipt_id=receipt)
+                # RabbitMQ cannot read the frame and closes (without an ERROR; we say why).
+                raise ProtocolError("Invalid header", f"header line without a colon: {line[:80]!r}", receipt_id=receipt)
             key = decode_header(key, version, command)
             value = decode_header(value, version, command)
             if receipt is None and key == "receipt":

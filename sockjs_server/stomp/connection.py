@@ -255,10 +255,11 @@ def _parse_heartbeat(value: str | None) -> tuple[int, int]:
     if value is None:
         return 0, 0
     parts = value.split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
         # RabbitMQ's words for it.
         raise frame_error("Processing error", "Processing error")
-    return int(parts[0]), int(parts[1])
+    # RabbitMQ reads a negative interval as 0 (none).
+    return max(0, int(parts[0])), max(0, int(parts[1]))
 
 
 def _grant(ms: int, minimum: float) -> int:
@@ -470,8 +471,9 @@ class StompConnection:
         if ack_id is None:
             raise frame_error("Missing header", f'"{frame.command.value}" must include the "{name}" header\n')
         subscription = frame.get("subscription")
-        # RabbitMQ reads requeue as a boolean in any letter case.
-        requeue = (frame.get("requeue") or "true").lower() != "false"
+        # RabbitMQ drops the message for "false" and "False" (what stomp.py
+        # sends); any other value, "FALSE" included, requeues it.
+        requeue = frame.get("requeue") not in ("false", "False")
         tx = self._transaction_for(frame, 0)
         if tx is not None:
             # RabbitMQ confirms an ACK/NACK in a transaction at once (a SEND only at COMMIT).

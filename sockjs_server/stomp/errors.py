@@ -22,6 +22,7 @@ class StompError(Exception):
         fatal: bool = True,
         receipt_after: bool = False,
         silent: bool = False,
+        error_after_receipt: bool = False,
     ) -> None:
         super().__init__(message if not detail else f"{message}: {detail}")
         self.message = message
@@ -39,6 +40,10 @@ class StompError(Exception):
         self.receipt_after = receipt_after
         #: Close without sending ERROR at all (RabbitMQ's answer to a second CONNECT).
         self.silent = silent
+        #: The failed frame's RECEIPT goes first and the ERROR carries no
+        #: receipt-id (RabbitMQ's order when its channel fails after it
+        #: confirmed the frame, e.g. an ACK of an unknown delivery tag).
+        self.error_after_receipt = error_after_receipt
 
 
 class ProtocolError(StompError):

@@ -5,7 +5,11 @@ behaves the same when it later switches to the relay):
 
 * ``/topic/<key>``: every subscriber gets every message. SUBSCRIBE patterns
   may use ``*`` (exactly one word) and ``#`` (zero or more words) over
-  dot-separated words, like AMQP topic bindings. Nothing is stored.
+  dot-separated words, like AMQP topic bindings. Nothing is stored for
+  ``ack:auto`` subscriptions; a ``client`` / ``client-individual`` one gets a
+  queue of its own (as RabbitMQ gives every topic subscription), so
+  ``prefetch-count``, ACK and NACK work as on a queue, and the queue goes
+  with the subscription.
   ``/exchange/amq.topic/<key>`` is the same thing under RabbitMQ's other name.
 * ``/queue/<name>`` (also ``/amq/queue/<name>``): each message goes to one
   subscriber, round robin; messages wait in the queue while nobody can take
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from .auth import Principal
 from .broker import _NO_HEADERS, Broker, BrokerClient, Message
 from .destinations import display_destination, unknown_destination
-from .errors import BrokerError, ProtocolError
+from .errors import BrokerError, ProtocolError, frame_error
 from .frames import AckMode
 
 __all__ = ["MemoryBroker"]
@@ -40,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 KiB = 1024
 MiB = 1024 * 1024
+#: Names of the queues of topic subscriptions (no destination can name them: NUL is refused).
+_PRIVATE = "\x00sub-"
 
 
 def parse_destination(destination: str) -> tuple[str, str]:
@@ -102,6 +108,10 @@ class _Sub:
     ack: AckMode
     prefetch: int
     auto_delete: bool = False
+    #: The queue this subscription consumes: ``name`` for a queue; for a
+    #: topic subscription with client acknowledgements, a queue of its own;
+    #: "" for an ``ack:auto`` topic subscription (delivered directly).
+    queue: str = ""
     #: Queue subscriptions in client modes: ack id -> held message, in delivery order.
     unacked: dict[str, _Held] = field(default_factory=dict)
     pattern: tuple[str, ...] = ()
@@ -114,9 +124,13 @@ class _Sub:
 @dataclass(eq=False, slots=True)
 class _Client:
     client: BrokerClient
+    #: Message ids are ``<prefix><delivery tag>``: unique in the broker, and the
+    #: tag counts this connection's deliveries as RabbitMQ's channel does.
+    prefix: str
     subs: dict[str, _Sub] = field(default_factory=dict)
     #: ack id -> subscription holding it.
     pending: dict[str, _Sub] = field(default_factory=dict)
+    tag: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -157,6 +171,7 @@ class MemoryBroker(Broker):
         self._patterns: dict[tuple[str, ...], dict[_Sub, None]] = {}
         self._queues: dict[str, _Queue] = {}
         self._ids = itertools.count(1)
+        self._private = itertools.count(1)
         self.stored_bytes = 0
 
     # --- introspection (tests, stats) --------------------------------------
@@ -175,7 +190,7 @@ class MemoryBroker(Broker):
         return {
             "clients": len(self._clients),
             "stored_bytes": self.stored_bytes,
-            "queues": {name: len(q.messages) for name, q in self._queues.items()},
+            "queues": {name: len(q.messages) for name, q in self._queues.items() if not name.startswith(_PRIVATE)},
         }
 
     # --- life cycle ------------------------------------------------------
@@ -183,7 +198,7 @@ class MemoryBroker(Broker):
     def _client(self, client: BrokerClient) -> _Client:
         state = self._clients.get(client.client_id)
         if state is None or state.client is not client:
-            state = self._clients[client.client_id] = _Client(client)
+            state = self._clients[client.client_id] = _Client(client, f"{next(self._ids)}-")
         return state
 
     async def connect(self, client: BrokerClient, principal: Principal | None = None) -> None:
@@ -213,6 +228,9 @@ class MemoryBroker(Broker):
         sub = _Sub(state, subscription, kind, name, ack, prefetch, auto_delete=headers.get("auto-delete") == "true")
         state.subs[subscription] = sub
         if kind == "topic":
+            if ack is not AckMode.AUTO:
+                sub.queue = f"{_PRIVATE}{next(self._private)}"
+                self._queue(sub.queue).subs.append(sub)
             words = tuple(name.split("."))
             if "*" in words or "#" in words:
                 sub.pattern = words
@@ -220,6 +238,7 @@ class MemoryBroker(Broker):
             else:
                 self._exact.setdefault(name, {})[sub] = None
         else:
+            sub.queue = name
             q = self._queue(name)
             q.subs.append(sub)
             self._dispatch(q)
@@ -246,8 +265,9 @@ class MemoryBroker(Broker):
                     subs.pop(sub, None)
                     if not subs:
                         del self._exact[sub.name]
-            return
-        q = self._queues.get(sub.name)
+            if not sub.queue:
+                return
+        q = self._queues.get(sub.queue)
         if q is not None and sub in q.subs:
             index = q.subs.index(sub)
             q.subs.pop(index)
@@ -260,13 +280,13 @@ class MemoryBroker(Broker):
         for ack_id in sub.unacked:
             state.pending.pop(ack_id, None)
         sub.unacked.clear()
-        if q is not None and sub.auto_delete and not q.subs:
+        if q is not None and (sub.auto_delete or sub.kind == "topic") and not q.subs:
             # RabbitMQ's auto-delete: the queue goes with its last subscriber.
             self._drop_queue(q)
             for h in held:
                 self.stored_bytes -= h.message.size
             return
-        self._requeue(sub.name, held)
+        self._requeue(sub.queue, held)
 
     # --- queues ----------------------------------------------------------
 
@@ -316,7 +336,9 @@ class MemoryBroker(Broker):
             else:
                 return
             held = q.messages.popleft()
-            ack_id = f"Q{next(self._ids)}"
+            state = sub.client
+            state.tag += 1
+            ack_id = f"{state.prefix}{state.tag}"
             if sub.ack is AckMode.AUTO:
                 self.stored_bytes -= held.message.size
             else:
@@ -351,32 +373,58 @@ class MemoryBroker(Broker):
         self._dispatch(q)
 
     def _fan_out(self, key: str, message: Message) -> None:
-        # One message id for every subscriber: it is the same message, and
-        # acknowledging a topic message has nothing to release.
-        message_id = f"T{next(self._ids)}"
         exact = self._exact.get(key)
         if exact:
             for sub in exact:
-                sub.client.client.deliver(sub.id, message, message_id)
+                if sub.queue:
+                    self._hold(sub, message)
+                    continue
+                state = sub.client
+                state.tag += 1
+                state.client.deliver(sub.id, message, f"{state.prefix}{state.tag}")
         if self._patterns:
             words = tuple(key.split("."))
             for pattern, subs in self._patterns.items():
                 if topic_matches(pattern, words):
                     for sub in subs:
-                        sub.client.client.deliver(sub.id, message, message_id)
+                        if sub.queue:
+                            self._hold(sub, message)
+                            continue
+                        state = sub.client
+                        state.tag += 1
+                        state.client.deliver(sub.id, message, f"{state.prefix}{state.tag}")
+
+    def _hold(self, sub: _Sub, message: Message) -> None:
+        """A topic message for a subscription with client acknowledgements: into its queue."""
+        size = message.size
+        if self.stored_bytes + size > self.max_stored_bytes:
+            logger.warning("broker storage full: a /topic message for a client-ack subscription dropped")
+            return
+        q = self._queue(sub.queue)
+        self.stored_bytes += size
+        q.messages.append(_Held(message, sub.queue))
+        self._trim(q)
+        self._dispatch(q)
 
     # --- acknowledgements --------------------------------------------------
 
-    def _lookup(self, client: BrokerClient, ack_id: str, subscription: str | None, command: str) -> tuple[_Client, _Sub] | None:
+    def _lookup(self, client: BrokerClient, ack_id: str, subscription: str | None, command: str) -> tuple[_Client, _Sub]:
         state = self._clients.get(client.client_id)
         if state is not None:
             sub = state.pending.get(ack_id)
             if sub is not None:
                 # A subscription header naming another subscription is ignored, as RabbitMQ does.
                 return state, sub
-        if ack_id.startswith("T") and ack_id[1:].isdigit():
-            return None  # a topic message: nothing is held for it
-        raise ProtocolError("Invalid header", f'"{command}" must include a valid "id" header')
+            prefix, _, tag = ack_id.rpartition("-")
+            if f"{prefix}-" == state.prefix and tag.isdigit():
+                # A message of this connection that holds nothing (acknowledged
+                # already, or of an ack:auto subscription). RabbitMQ confirms the
+                # frame, then its channel fails: RECEIPT, then ERROR and close.
+                raise ProtocolError(
+                    "precondition_failed", f"PRECONDITION_FAILED - unknown delivery tag {int(tag)}", error_after_receipt=True
+                )
+        # Not an id this connection was given; RabbitMQ keeps the connection.
+        raise frame_error("Invalid header", f'"{command}" must include a valid "id" header\n')
 
     def _take(self, state: _Client, sub: _Sub, ack_id: str) -> list[_Held]:
         # "The ACK frames sent by the client will be treated as a cumulative
@@ -393,31 +441,25 @@ class MemoryBroker(Broker):
         return [sub.unacked.pop(ack_id)]
 
     async def ack(self, client: BrokerClient, ack_id: str, *, subscription: str | None = None) -> None:
-        found = self._lookup(client, ack_id, subscription, "ACK")
-        if found is None:
-            return
-        state, sub = found
+        state, sub = self._lookup(client, ack_id, subscription, "ACK")
         for held in self._take(state, sub, ack_id):
             self.stored_bytes -= held.message.size
-        q = self._queues.get(sub.name)
+        q = self._queues.get(sub.queue)
         if q is not None:
             self._dispatch(q)
 
     async def nack(
         self, client: BrokerClient, ack_id: str, *, subscription: str | None = None, requeue: bool = True
     ) -> None:
-        found = self._lookup(client, ack_id, subscription, "NACK")
-        if found is None:
-            return
-        state, sub = found
+        state, sub = self._lookup(client, ack_id, subscription, "NACK")
         # "NACK applies either to one single message (client-individual) or to
         # all messages sent before and not yet ACK'ed or NACK'ed (client)."
         held = self._take(state, sub, ack_id)
         if requeue:
-            self._requeue(sub.name, held)
+            self._requeue(sub.queue, held)
         else:
             for h in held:
                 self.stored_bytes -= h.message.size
-            q = self._queues.get(sub.name)
+            q = self._queues.get(sub.queue)
             if q is not None:
                 self._dispatch(q)

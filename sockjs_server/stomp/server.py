@@ -383,7 +383,9 @@ class _Peer:
                     # This frame's deliveries left subscribers behind: wait for them.
                     await self.server._relieve()
             except StompError as exc:
-                if exc.receipt_id is None:
+                if exc.error_after_receipt:
+                    self.conn.receipt(receipt, self.loop.time())
+                elif exc.receipt_id is None:
                     exc.receipt_id = receipt
                 self.log.debug("ERROR %s: %s", exc.message, exc.detail)
                 self.fail(exc)
@@ -547,10 +549,16 @@ class _Peer:
         if req.ack_id.startswith(_APP_ACK_PREFIX):
             return
         broker = self.server.broker
-        if req.nack:
-            await broker.nack(self, req.ack_id, subscription=req.subscription, requeue=req.requeue)
-        else:
-            await broker.ack(self, req.ack_id, subscription=req.subscription)
+        try:
+            if req.nack:
+                await broker.nack(self, req.ack_id, subscription=req.subscription, requeue=req.requeue)
+            else:
+                await broker.ack(self, req.ack_id, subscription=req.subscription)
+        except ProtocolError as exc:
+            if exc.message == "Invalid header" and self.conn.version is not Version.V1_2:
+                # STOMP 1.0 and 1.1 name the message by its message-id (RabbitMQ's words).
+                exc.detail = exc.detail.replace('"id" header', '"message-id" header')
+            raise
 
     # --- /app handlers -----------------------------------------------------
 

@@ -232,7 +232,7 @@ def test_ack_rules_per_version():
     assert fail_with(connected("1.1"), "ACK", {"id": "m1"})["message"] == "Missing header"
 
 
-@pytest.mark.parametrize("value,requeue", [("false", False), ("False", False), ("FALSE", False), ("true", True), ("no", True), ("", True)])
+@pytest.mark.parametrize("value,requeue", [("false", False), ("False", False), ("FALSE", True), ("true", True), ("no", True), ("", True)])
 def test_nack_requeue_spellings(value, requeue):
     event = feed(connected("1.2"), "NACK", {"id": "a1", "requeue": value})
     assert isinstance(event, AckRequest) and event.requeue is requeue
