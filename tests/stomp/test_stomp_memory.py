@@ -148,7 +148,7 @@ async def test_ack_errors():
         await broker.ack(a, "no-such-id")
     with pytest.raises(ProtocolError):
         await broker.ack(other, queue_id)  # not yours
-    await broker.ack(a, topic_id)  # topic acks have nothing to release
+    await broker.ack(a, topic_id)
     # A subscription header naming another subscription is ignored, as by RabbitMQ.
     await broker.ack(a, queue_id, subscription="t")
     with pytest.raises(ProtocolError):
@@ -192,3 +192,36 @@ async def test_message_tail_is_shared_and_text_safe():
     text = m.tail(Version.V1_2, text=True)
     assert text.decode("utf-8").endswith("\ufffd\x00ok\x00") and b"content-length:6" in text
     assert m.tail(Version.V1_0) == b"destination:/topic/a\nx:a:b\ncontent-length:4\n\n\xff\x00ok\x00"
+
+
+async def test_topic_subscription_with_client_acks_has_a_queue_of_its_own():
+    # As on RabbitMQ, where every topic subscription is a queue of its own.
+    broker = MemoryBroker()
+    a, b = Recorder("a"), Recorder("b")
+    await broker.subscribe(a, "s", "/topic/t", AckMode.CLIENT_INDIVIDUAL, {"prefetch-count": "1"})
+    await broker.subscribe(b, "s", "/topic/t", AckMode.AUTO, {"prefetch-count": "1"})
+    for i in range(3):
+        await broker.publish("/topic/t", f"m{i}".encode())
+    assert a.bodies() == ["m0"] and b.bodies() == ["m0", "m1", "m2"]  # prefetch only with client acks
+    await broker.nack(a, a.got[0][2])
+    assert a.got[1][1:] == ("m0", a.got[1][2], True)
+    await broker.ack(a, a.got[1][2])
+    assert a.bodies() == ["m0", "m0", "m1"]
+    # One message id per delivery, and the queue (and what it holds) goes with the subscription.
+    assert len({mid for _, _, mid, _ in a.got + b.got}) == 6
+    await broker.unsubscribe(a, "s")
+    assert broker.stored_bytes == 0 and broker.stats()["queues"] == {}
+
+
+async def test_ack_of_a_message_that_holds_nothing_fails_after_its_receipt():
+    broker = MemoryBroker()
+    a = Recorder("a")
+    await broker.subscribe(a, "s", "/topic/t", AckMode.AUTO, {})
+    await broker.publish("/topic/t", b"m")
+    with pytest.raises(ProtocolError) as raised:
+        await broker.ack(a, a.got[0][2])
+    assert raised.value.fatal and raised.value.error_after_receipt
+    assert raised.value.detail == "PRECONDITION_FAILED - unknown delivery tag 1"
+    with pytest.raises(ProtocolError) as raised:
+        await broker.ack(a, "nope")
+    assert not raised.value.fatal and raised.value.detail == '"ACK" must include a valid "id" header\n'
