@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     with targets() as t:
         for scenario in chosen:
             reference = t.run(scenario.steps, "rabbit").lines()
+            rerecorded = False
             row = {"scenario": scenario.name}
             for target in ("memory", "relay"):
                 if target == "memory" and scenario.rabbit_only:
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     got = t.run(scenario.steps, target).lines()
                     same = got == reference
+                    if not same and not rerecorded:
+                        # RabbitMQ is shared on a developer's machine (another test may
+                        # restart it): a difference counts only against a second recording.
+                        reference, rerecorded = t.run(scenario.steps, "rabbit").lines(), True
+                        same = got == reference
                     if scenario.sockjs and same:
                         got = t.run(scenario.steps, target, sockjs=True).lines()
                         same = got == reference
