@@ -1198,7 +1198,11 @@ class RabbitRelay(Broker):
             return
         subscriber = self._subscriber
         if subscriber is not None and subscriber.session and f"@@{subscriber.session}@@" in ack_id:
-            return  # a message of a shared auto-ack subscription: nothing is held for it
+            # A message of a shared auto-ack subscription: nothing is held for it,
+            # and RabbitMQ refuses it so on a connection of the client's own.
+            parts = ack_id.split("@@")
+            tag = parts[2] if len(parts) > 2 else "0"
+            raise BrokerError("precondition_failed", f"PRECONDITION_FAILED - unknown delivery tag {tag}")
         key = state.unacked.get(ack_id)
         own = state.own
         if key is None:
