@@ -112,6 +112,9 @@ class _Sub:
     #: topic subscription with client acknowledgements, a queue of its own;
     #: "" for an ``ack:auto`` topic subscription (delivered directly).
     queue: str = ""
+    #: Ends the message id of an ``ack:auto`` topic delivery (the message's
+    #: own id + this): one id per delivery at the cost of one concatenation.
+    suffix: str = ""
     #: Queue subscriptions in client modes: ack id -> held message, in delivery order.
     unacked: dict[str, _Held] = field(default_factory=dict)
     pattern: tuple[str, ...] = ()
@@ -124,8 +127,8 @@ class _Sub:
 @dataclass(eq=False, slots=True)
 class _Client:
     client: BrokerClient
-    #: Message ids are ``<prefix><delivery tag>``: unique in the broker, and the
-    #: tag counts this connection's deliveries as RabbitMQ's channel does.
+    #: Message ids of held deliveries are ``<prefix><delivery tag>``, unique in
+    #: the broker; ``ack:auto`` topic deliveries are ``T<n>@<prefix><subscription>``.
     prefix: str
     subs: dict[str, _Sub] = field(default_factory=dict)
     #: ack id -> subscription holding it.
@@ -226,6 +229,7 @@ class MemoryBroker(Broker):
         if value is not None and value.isdigit() and 0 < int(value) < prefetch:
             prefetch = int(value)
         sub = _Sub(state, subscription, kind, name, ack, prefetch, auto_delete=headers.get("auto-delete") == "true")
+        sub.suffix = f"@{state.prefix}{subscription}"
         state.subs[subscription] = sub
         if kind == "topic":
             if ack is not AckMode.AUTO:
@@ -373,15 +377,16 @@ class MemoryBroker(Broker):
         self._dispatch(q)
 
     def _fan_out(self, key: str, message: Message) -> None:
+        # The hot path: an ack:auto subscription costs a concatenation more
+        # than handing the message over; only client-ack ones are held.
+        message_id = f"T{next(self._ids)}"
         exact = self._exact.get(key)
         if exact:
             for sub in exact:
                 if sub.queue:
                     self._hold(sub, message)
-                    continue
-                state = sub.client
-                state.tag += 1
-                state.client.deliver(sub.id, message, f"{state.prefix}{state.tag}")
+                else:
+                    sub.client.client.deliver(sub.id, message, message_id + sub.suffix)
         if self._patterns:
             words = tuple(key.split("."))
             for pattern, subs in self._patterns.items():
@@ -389,10 +394,8 @@ class MemoryBroker(Broker):
                     for sub in subs:
                         if sub.queue:
                             self._hold(sub, message)
-                            continue
-                        state = sub.client
-                        state.tag += 1
-                        state.client.deliver(sub.id, message, f"{state.prefix}{state.tag}")
+                        else:
+                            sub.client.client.deliver(sub.id, message, message_id + sub.suffix)
 
     def _hold(self, sub: _Sub, message: Message) -> None:
         """A topic message for a subscription with client acknowledgements: into its queue."""
@@ -415,8 +418,14 @@ class MemoryBroker(Broker):
             if sub is not None:
                 # A subscription header naming another subscription is ignored, as RabbitMQ does.
                 return state, sub
-            prefix, _, tag = ack_id.rpartition("-")
-            if f"{prefix}-" == state.prefix and tag.isdigit():
+            head, at, rest = ack_id.partition("@")
+            if at and head[:1] == "T" and rest.startswith(state.prefix):
+                tag = head[1:]  # an ack:auto topic delivery
+            else:
+                prefix, _, tag = ack_id.rpartition("-")
+                if f"{prefix}-" != state.prefix:
+                    tag = ""
+            if tag.isdigit():
                 # A message of this connection that holds nothing (acknowledged
                 # already, or of an ack:auto subscription). RabbitMQ confirms the
                 # frame, then its channel fails: RECEIPT, then ERROR and close.

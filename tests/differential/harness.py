@@ -284,7 +284,9 @@ class Normaliser:
                 self.gen[m.group(0)] = f"amq.gen-<{len(self.gen) + 1}>"
             return self.gen[m.group(0)]
 
-        return re.sub(r"amq\.gen-[A-Za-z0-9_\-]+", gen, value)
+        value = re.sub(r"amq\.gen-[A-Za-z0-9_\-]+", gen, value)
+        # RabbitMQ's delivery tags are ids of its channel, as message ids are.
+        return re.sub(r"unknown delivery tag \d+", "unknown delivery tag <tag>", value)
 
     def frame(self, frame: Received) -> str:
         pairs: list[tuple[str, str]] = []
@@ -295,6 +297,8 @@ class Normaliser:
                 value = "<server>"
             elif key in ("message-id", "ack"):
                 value = self._id(value)
+            elif key == "content-length" and b"unknown delivery tag" in frame.body:
+                value = "<length>"  # the tag's digits are normalised away
             else:
                 value = self.text(value)
             pairs.append((key, value))
