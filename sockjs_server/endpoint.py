@@ -15,7 +15,7 @@ from .session import FlushQueue, Handler, Session
 from .state import CLOSE_REASONS, CloseCode
 from .stats import EndpointCounters
 
-__all__ = ["Endpoint", "ENDPOINTS", "session_log"]
+__all__ = ["Endpoint", "ENDPOINTS", "checked_handler", "session_log"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,18 @@ ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("sockjs_server.endpoints", li
 
 LIVENESS_INTERVAL = 1.0
 """How often attached HTTP receivers are checked for clients that went away silently."""
+
+
+def checked_handler(handler: Handler, websocket_profile: WebsocketProfile | None) -> WebsocketProfile | None:
+    """Check that ``handler`` is callable; the profile given, else the one it declares (if any)."""
+    if not callable(handler):
+        raise TypeError("handler must be an async callable taking a Session")
+    if websocket_profile is None:
+        declared = getattr(handler, "websocket_profile", None)
+        if declared is not None and not isinstance(declared, WebsocketProfile):
+            raise TypeError("handler.websocket_profile must be a WebsocketProfile")
+        websocket_profile = declared
+    return websocket_profile
 
 
 class Endpoint:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from . import static, transports, websocket
 from .dispatch import IFRAME_PATH, SESSION_PATH, Page, SendKind, fixed_page, raw_websocket_refusal, session_action
-from .endpoint import ENDPOINTS, Endpoint
+from .endpoint import ENDPOINTS, Endpoint, checked_handler
 from .envelopes import Envelope
 from .options import Options, WebsocketProfile
 from .session import Handler
@@ -43,15 +43,9 @@ def add_endpoint(
     """
     if not prefix.startswith("/") or (prefix != "/" and prefix.endswith("/")):
         raise ValueError(f"prefix must start with '/' and not end with '/': {prefix!r}")
-    if not callable(handler):
-        raise TypeError("handler must be an async callable taking a Session")
+    websocket_profile = checked_handler(handler, websocket_profile)
     if app.frozen:
         raise RuntimeError("cannot add a SockJS endpoint to an application that is already running")
-    if websocket_profile is None:
-        declared = getattr(handler, "websocket_profile", None)
-        if declared is not None and not isinstance(declared, WebsocketProfile):
-            raise TypeError("handler.websocket_profile must be a WebsocketProfile")
-        websocket_profile = declared
     endpoint = Endpoint(prefix.rstrip("/"), handler, options or Options(), name or prefix, websocket_profile)
     endpoints = app.get(ENDPOINTS)
     if endpoints is None:

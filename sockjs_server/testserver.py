@@ -10,10 +10,11 @@ import asyncio
 
 from aiohttp import web
 
-from . import ENDPOINTS, Endpoint, Options, Session, add_endpoint
+from . import ENDPOINTS, Endpoint, Handler, Options, Session, add_endpoint
+from .asgi import SockJSApp, SockJSRouter
 from .serving import CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
-__all__ = ["make_app", "main"]
+__all__ = ["make_app", "make_asgi_app", "main"]
 
 
 async def echo(session: Session) -> None:
@@ -52,9 +53,8 @@ def make_broadcast() -> tuple[list[Endpoint], object]:
     return holder, broadcast
 
 
-def make_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> web.Application:
-    """An application with every endpoint of the protocol suite."""
-    app = web.Application()
+def _endpoints(sockjs_url: str | None, response_limit: int) -> list[tuple[str, Handler, Options]]:
+    """Every endpoint of the protocol suite: (prefix, handler, options); ``/broadcast`` last."""
     base: dict[str, object] = {"response_limit": response_limit}
     if sockjs_url:
         base["sockjs_url"] = sockjs_url
@@ -62,15 +62,35 @@ def make_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> we
     def opts(**extra: object) -> Options:
         return Options(**{**base, **extra})  # type: ignore[arg-type]
 
-    add_endpoint(app, "/echo", echo, options=opts())
-    add_endpoint(app, "/disabled_websocket_echo", echo, options=opts(websocket=False))
-    add_endpoint(app, "/cookie_needed_echo", echo, options=opts(cookie_needed=True))
-    add_endpoint(app, "/close", close, options=opts())
-    add_endpoint(app, "/ticker", ticker, options=opts())
-    add_endpoint(app, "/amplify", amplify, options=opts())
+    return [
+        ("/echo", echo, opts()),
+        ("/disabled_websocket_echo", echo, opts(websocket=False)),
+        ("/cookie_needed_echo", echo, opts(cookie_needed=True)),
+        ("/close", close, opts()),
+        ("/ticker", ticker, opts()),
+        ("/amplify", amplify, opts()),
+    ]
+
+
+def make_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> web.Application:
+    """An application with every endpoint of the protocol suite."""
+    app = web.Application()
+    for prefix, handler, options in _endpoints(sockjs_url, response_limit):
+        add_endpoint(app, prefix, handler, options=options)
     holder, broadcast = make_broadcast()
-    holder.append(add_endpoint(app, "/broadcast", broadcast, options=opts()))  # type: ignore[arg-type]
+    options = _endpoints(sockjs_url, response_limit)[0][2]
+    holder.append(add_endpoint(app, "/broadcast", broadcast, options=options))  # type: ignore[arg-type]
     return app
+
+
+def make_asgi_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> SockJSRouter:
+    """The same endpoints as :func:`make_app`, as one ASGI application."""
+    routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in _endpoints(sockjs_url, response_limit)}
+    holder, broadcast = make_broadcast()
+    app = SockJSApp(broadcast, options=routes["/echo"].endpoint.options, prefix="/broadcast")  # type: ignore[arg-type]
+    holder.append(app.endpoint)
+    routes["/broadcast"] = app
+    return SockJSRouter(routes)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -11,16 +12,27 @@ from aiohttp.test_utils import TestClient
 import process_cleanup
 from sockjs_client import AppServer, Serve, Served, SockJSClient, echo
 from sockjs_server import Handler, Options, add_endpoint
-from sockjs_server.testserver import make_app
+from sockjs_server.testserver import make_app, make_asgi_app
+
+LAYERS = [layer for layer in os.environ.get("SOCKJS_TEST_LAYERS", "aiohttp,asgi").split(",") if layer]
+"""The web layers the protocol tests run on (aiohttp, and the ASGI app served by uvicorn)."""
 
 # A killed test run (SIGTERM, SIGHUP) takes the servers it started with it.
 process_cleanup.install()
 
 
+@pytest.fixture(params=LAYERS)
+def layer(request: pytest.FixtureRequest) -> str:
+    """The web layer under test: ``aiohttp`` or ``asgi`` (on uvicorn)."""
+    if request.param == "asgi":
+        pytest.importorskip("uvicorn")
+    return str(request.param)
+
+
 @pytest.fixture
-def serve(aiohttp_client: Any) -> Serve:
+def serve(aiohttp_client: Any, layer: str) -> Serve:
     """``await serve(handler, prefix="/echo", **options)`` starts an app with one endpoint
-    (``options`` are :class:`Options` fields)."""
+    (``options`` are :class:`Options` fields), on each web layer."""
 
     async def start(
         handler: Handler = echo,
@@ -30,6 +42,15 @@ def serve(aiohttp_client: Any) -> Serve:
         cancel_handlers: bool = False,
         **options: Any,
     ) -> Served:
+        if layer == "asgi":
+            if middlewares or cancel_handlers:
+                pytest.skip("aiohttp middlewares and handler cancellation: aiohttp layer only")
+            from asgi_server import UvicornServer
+            from sockjs_server.asgi import SockJSApp, SockJSRouter
+
+            sockjs = SockJSApp(handler, options=Options(**options), prefix=prefix)
+            http = await aiohttp_client(UvicornServer(SockJSRouter({prefix: sockjs}) if prefix else sockjs))
+            return Served(http, sockjs.endpoint, SockJSClient(http, prefix))
         app = web.Application(middlewares=middlewares)
         endpoint = add_endpoint(app, prefix, handler, options=Options(**options))
         http = await aiohttp_client(AppServer(app, cancel_handlers=cancel_handlers))
@@ -39,8 +60,12 @@ def serve(aiohttp_client: Any) -> Serve:
 
 
 @pytest.fixture
-async def testserver(aiohttp_client: Any) -> TestClient:
-    """The conformance test server (``/echo``, ``/close``, ``/cookie_needed_echo``, ...)."""
+async def testserver(aiohttp_client: Any, layer: str) -> TestClient:
+    """The conformance test server (``/echo``, ``/close``, ``/cookie_needed_echo``, ...), on each web layer."""
+    if layer == "asgi":
+        from asgi_server import UvicornServer
+
+        return await aiohttp_client(UvicornServer(make_asgi_app(sockjs_url="/static/sockjs.js")))
     return await aiohttp_client(AppServer(make_app(sockjs_url="/static/sockjs.js")))
 
 

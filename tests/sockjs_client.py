@@ -45,6 +45,14 @@ async def still_pending(aw: asyncio.Future[Any], grace: float = 2 * UNIT) -> boo
     return not done
 
 
+def aiohttp_only(layer: str, why: str) -> None:
+    """Skip on the ASGI layer a behaviour that its server (uvicorn), not this package, decides."""
+    if layer != "aiohttp":
+        import pytest
+
+        pytest.skip(f"ASGI server's own behaviour: {why}")
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from sockjs_client import (
+    aiohttp_only,
     OPEN,
     AppServer,
     Recorder,
@@ -189,7 +190,8 @@ def test_same_prefix_twice() -> None:
         add_endpoint(app, "/echo", echo)
 
 
-async def test_no_endpoint_on_a_running_app(serve: Serve) -> None:
+async def test_no_endpoint_on_a_running_app(serve: Serve, layer: str) -> None:
+    aiohttp_only(layer, "add_endpoint on a running aiohttp app")
     served = await serve()
     app = served.http.app
     assert app is not None

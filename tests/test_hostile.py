@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from sockjs_client import (
+    aiohttp_only,
     OPEN,
     RawHTTP,
     Serve,
@@ -56,7 +57,10 @@ def _handshake(path: str, upgrades: list[str]) -> bytes:
     [["websocket", "h2c"], ["h2c", "websocket"], ["websocket", "websocket"], ["websocket, h2c"], ["h2c"]],
 )
 @pytest.mark.parametrize("raw", [False, True])
-async def test_several_or_conflicting_upgrade_headers_get_400(serve: Serve, upgrades: list[str], raw: bool) -> None:
+async def test_several_or_conflicting_upgrade_headers_get_400(
+    serve: Serve, upgrades: list[str], raw: bool, layer: str
+) -> None:
+    aiohttp_only(layer, "uvicorn parses the Upgrade headers")
     served = await serve()
     path = "/echo/websocket" if raw else served.client.url(new_id(), "websocket")
     async with await RawHTTP.connect(served.host, served.port) as conn:
@@ -80,7 +84,10 @@ HIXIE76 = (
 
 
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
-async def test_hixie76_handshake_gets_a_clean_400(serve: Serve, caplog: pytest.LogCaptureFixture, level: int) -> None:
+async def test_hixie76_handshake_gets_a_clean_400(
+    serve: Serve, caplog: pytest.LogCaptureFixture, level: int, layer: str
+) -> None:
+    aiohttp_only(layer, "uvicorn answers the handshake")
     caplog.set_level(level)
     served = await serve()
     async with await RawHTTP.connect(served.host, served.port) as conn:
@@ -120,13 +127,15 @@ async def test_forbidden_close_codes_are_answered_with_1002(serve: Serve, code: 
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1003, 1011, 3000, 4999])
-async def test_allowed_close_codes_are_answered_with_1000(serve: Serve, code: int) -> None:
+async def test_allowed_close_codes_are_answered_with_1000(serve: Serve, code: int, layer: str) -> None:
+    aiohttp_only(layer, "uvicorn's websockets library echoes the client's close code")
     served = await serve()
     path = served.client.url(new_id(), "websocket")
     assert await _close_with(served.port, served.host, path, code.to_bytes(2, "big") + b"bye") == 1000
 
 
-async def test_a_close_without_a_code_is_answered_with_1000(serve: Serve) -> None:
+async def test_a_close_without_a_code_is_answered_with_1000(serve: Serve, layer: str) -> None:
+    aiohttp_only(layer, "uvicorn's websockets library echoes an empty close")
     served = await serve()
     path = served.client.url(new_id(), "websocket")
     assert await _close_with(served.port, served.host, path, b"") == 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
-from sockjs_client import RawHTTP, new_id
+from sockjs_client import RawHTTP, new_id, aiohttp_only
 
 GREETING = b"Welcome to SockJS!\n"
 
@@ -49,7 +49,8 @@ async def test_http10_without_keep_alive_closes(testserver: TestClient) -> None:
         assert await conn.read_to_eof() == GREETING
 
 
-async def test_http10_streaming_ends_with_the_connection(testserver: TestClient) -> None:
+async def test_http10_streaming_ends_with_the_connection(testserver: TestClient, layer: str) -> None:
+    aiohttp_only(layer, "uvicorn answers HTTP/1.0 with a chunked body")
     async with await connect(testserver) as conn:
         head = await conn.request(
             "POST", f"/close/000/{new_id()}/xhr_streaming", version="1.0", headers={"Connection": "Keep-Alive"}

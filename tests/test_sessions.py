@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from sockjs_client import (
+    aiohttp_only,
     HEARTBEAT,
     OPEN,
     UNIT,
@@ -233,7 +234,8 @@ async def test_websocket_gets_heartbeats(serve: Serve) -> None:
         assert await ws.frame() == HEARTBEAT
 
 
-async def test_raw_websocket_gets_pings_instead(serve: Serve) -> None:
+async def test_raw_websocket_gets_pings_instead(serve: Serve, layer: str) -> None:
+    aiohttp_only(layer, "websocket pings are uvicorn's --ws-ping-interval, not per endpoint")
     served = await serve(heartbeat_delay=BEAT)
     ws = await served.client.raw_websocket(autoping=False)
     msg = await bounded(ws.receive())

@@ -1,0 +1,535 @@
+"""SockJS endpoints as ASGI 3 applications: mount them in Starlette, FastAPI or any ASGI server.
+
+The same session runtime, options, answers and transport loops as the aiohttp
+layer (:mod:`~sockjs_server.dispatch`, :mod:`~sockjs_server.pump`); this
+module only reads ASGI events and writes ASGI messages::
+
+    from starlette.applications import Starlette
+    from sockjs_server.asgi import SockJSApp
+
+    async def echo(session):
+        async for message in session:
+            await session.send(message)
+
+    chat = SockJSApp(echo)
+    app = Starlette(lifespan=chat.lifespan)
+    app.mount("/echo", chat)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, MutableMapping
+from functools import cached_property, partial
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl
+
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+from .dispatch import (
+    Page,
+    SendKind,
+    fixed_page,
+    match_path,
+    raw_websocket_refusal,
+    receive_headers,
+    receive_refusal,
+    session_action,
+    websocket_refusal,
+)
+from .endpoint import Endpoint, checked_handler
+from .envelopes import Envelope, TransportKind
+from .http import NOT_FOUND, Answer
+from .options import Options, WebsocketProfile
+from .pump import (
+    MESSAGE_TOO_BIG,
+    NO_SESSION,
+    Close,
+    decode_framed,
+    decode_raw,
+    flush_frames,
+    flush_raw,
+    on_binary,
+    on_text,
+    one_frame,
+    send_answer,
+    stream_frames,
+    too_big,
+)
+from .session import Handler, Receiver, Session
+from .state import ANOTHER_CONNECTION_FRAME, Attach, CloseCode
+from .static import IframePage
+
+__all__ = ["SockJSApp", "SockJSRouter"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_SEND_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
+"""What an ASGI server raises when writing to a connection that is gone."""
+
+
+class AsgiRequest:
+    """An ASGI scope seen as a :class:`~sockjs_server.http.RequestHead` (parsed on first use)."""
+
+    __slots__ = ("scope", "__dict__")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    @property
+    def method(self) -> str:
+        return str(self.scope.get("method", "GET"))
+
+    @cached_property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return CIMultiDictProxy(CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.scope["headers"]))
+
+    @property
+    def scheme(self) -> str:
+        scheme = str(self.scope.get("scheme", "http"))
+        return {"ws": "http", "wss": "https"}.get(scheme, scheme)
+
+    @property
+    def host(self) -> str:
+        host = self.headers.get("Host")
+        if host is not None:
+            return host
+        server = self.scope.get("server")
+        return f"{server[0]}:{server[1]}" if server else ""
+
+    @cached_property
+    def cookies(self) -> Mapping[str, str]:
+        cookie: SimpleCookie = SimpleCookie()
+        for header in self.headers.getall("Cookie", ()):
+            try:
+                cookie.load(header)
+            except CookieError:
+                continue
+        return {name: morsel.value for name, morsel in cookie.items()}
+
+    @property
+    def query_string(self) -> str:
+        return bytes(self.scope.get("query_string", b"")).decode("latin-1")
+
+    @cached_property
+    def query(self) -> MultiDictProxy[str]:
+        return MultiDictProxy(MultiDict(parse_qsl(self.query_string, keep_blank_values=True)))
+
+    @property
+    def remote(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
+
+def _raw_headers(headers: Mapping[str, str], length: int | None) -> list[tuple[bytes, bytes]]:
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    if length is not None:
+        raw.append((b"content-length", str(length).encode()))
+    return raw
+
+
+async def _answer(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": _raw_headers(answer.headers, len(answer.body))})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+class _Disconnect:
+    """Notices an HTTP client going away while its response is pending (``http.disconnect``)."""
+
+    __slots__ = ("gone", "_task")
+
+    def __init__(self, receive: Receive, session: Session) -> None:
+        self.gone = False
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive, session))
+
+    async def _watch(self, receive: Receive, session: Session) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                session.poke()
+                return
+
+    def alive(self) -> bool:
+        return not self.gone
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def _cancel_current_task() -> Callable[[], None]:
+    """How a receiver drops its connection: ASGI has no abort, so its request task is cancelled."""
+    task = asyncio.current_task()
+
+    def cancel() -> None:
+        if task is not None:
+            task.cancel()
+
+    return cancel
+
+
+class _Websocket:
+    """An accepted ASGI websocket as a :class:`~sockjs_server.pump.WebsocketConnection`."""
+
+    __slots__ = ("_send", "closed", "close_code")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.closed = False
+        self.close_code: int | None = None
+
+    async def send_str(self, data: str) -> None:
+        if self.closed:
+            raise ConnectionResetError("websocket closed")
+        await self._send({"type": "websocket.send", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("websocket closed")
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def close(self, *, code: int = CloseCode.NORMAL, message: bytes = b"") -> bool:
+        if self.closed:
+            return False
+        self.closed = True
+        self.close_code = code
+        await self._send({"type": "websocket.close", "code": code, "reason": message.decode("utf-8", "replace")})
+        return True
+
+
+class SockJSApp:
+    """One SockJS endpoint as an ASGI application (``handler(session)`` runs once per session).
+
+    Mount it where its URLs start (``app.mount("/echo", SockJSApp(echo))``);
+    every transport is served below that path. ``options`` and
+    ``websocket_profile`` are those of :func:`~sockjs_server.add_endpoint`.
+    Pass :attr:`lifespan` to the framework (or serve the app directly) so
+    that sessions get a close frame when the server stops.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        options: Options | None = None,
+        name: str | None = None,
+        prefix: str = "",
+        websocket_profile: WebsocketProfile | None = None,
+    ) -> None:
+        websocket_profile = checked_handler(handler, websocket_profile)
+        options = options or Options()
+        #: The sessions, counters and broadcast of this endpoint (as with aiohttp).
+        self.endpoint = Endpoint(prefix, handler, options, name or prefix or "sockjs", websocket_profile)
+        self._iframe = IframePage(options)
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the endpoint's background checks (at startup, or on the first request)."""
+        if not self._started:
+            self._started = True
+            self.endpoint.start()
+
+    async def stop(self) -> None:
+        """Send every session a close frame, let streaming responses end, stop the checks."""
+        await self.endpoint.shutdown()
+        self.endpoint.stop()
+        self._started = False
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """A lifespan context for Starlette/FastAPI (``Starlette(lifespan=sockjs.lifespan)``)."""
+        self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    # -- ASGI --------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _serve_lifespan((self,), receive, send)
+            return
+        if not self._started:
+            self.start()
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        match = match_path(path)
+        if kind == "websocket":
+            await self._websocket(scope, receive, send, match)
+            return
+        if kind != "http":
+            return
+        request = AsgiRequest(scope)
+        status = 404
+        try:
+            if match is None:
+                answer: Answer | None = NOT_FOUND
+            elif match[0] is Page.SESSION:
+                answer = await self._session_url(request, receive, send, match[1], match[2])
+            elif match[0] is Page.RAW_WEBSOCKET:
+                # A plain GET (no upgrade) to the raw websocket URL.
+                answer = raw_websocket_refusal(request, self.endpoint.options) or Answer(
+                    400, {"Content-Type": "text/plain; charset=UTF-8"}, b'Can "Upgrade" only to "WebSocket".'
+                )
+            else:
+                answer = fixed_page(match[0], request, self.endpoint.options, self._iframe)
+            if answer is not None:
+                status = answer.status
+                await _answer(send, answer)
+            else:
+                status = 200
+        finally:
+            if status >= 400:
+                self.endpoint.counters.request_error(status)
+
+    async def _session_url(
+        self, request: AsgiRequest, receive: Receive, send: Send, session_id: str, segment: str
+    ) -> Answer | None:
+        """The answer to a session URL, or ``None`` when a transport wrote its own response."""
+        endpoint = self.endpoint
+        action = session_action(request, endpoint.options, segment)
+        if isinstance(action, Envelope):
+            return await self._receive(request, receive, send, session_id, action)
+        if action is SendKind.XHR_SEND or action is SendKind.JSONP_SEND:
+            session = endpoint.get_session(session_id)
+            if session is None:
+                return NO_SESSION
+            body = await _read_body(request, receive, endpoint.options.max_request_size)
+            content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            return await send_answer(request, endpoint, session, body, content_type, action is SendKind.JSONP_SEND)
+        if action is SendKind.WEBSOCKET:
+            return Answer(400, {"Content-Type": "text/plain; charset=UTF-8"}, b'Can "Upgrade" only to "WebSocket".')
+        return action
+
+    async def _receive(
+        self, request: AsgiRequest, receive: Receive, send: Send, session_id: str, envelope: Envelope
+    ) -> Answer | None:
+        endpoint = self.endpoint
+        options = endpoint.options
+        callback = receive_refusal(
+            request, options, envelope, request.query.get("c") if envelope.needs_callback else None, endpoint.shutting_down
+        )
+        if isinstance(callback, Answer):
+            return callback
+        session = endpoint.get_session(session_id)
+        if session is None:
+            session = endpoint.new_session(
+                session_id, envelope.name, remote=request.remote, headers=request.headers,
+                query_string=request.query_string,
+            )  # fmt: skip
+        headers = receive_headers(request, options, envelope)
+        watch = _Disconnect(receive, session)
+        receiver = Receiver(watch.alive, abort=_cancel_current_task())
+        try:
+            attached = session.attach(receiver) is Attach.ACCEPTED
+            if envelope.kind is TransportKind.POLLING:
+                if attached:
+                    frame = await one_frame(session, receiver)
+                    if frame is None:
+                        return Answer(204)  # the client went away; nobody reads this answer
+                else:
+                    frame = ANOTHER_CONNECTION_FRAME
+                return Answer(200, headers, envelope.wrap(frame, callback))
+            await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(headers, None)})
+
+            async def write(data: bytes) -> None:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+
+            try:
+                await write(envelope.prelude(callback))
+                if attached:
+                    await stream_frames(session, receiver, write, envelope, callback, options.response_limit)
+                else:
+                    await write(envelope.wrap(ANOTHER_CONNECTION_FRAME, callback))
+                await send({"type": "http.response.body", "body": b""})
+            except _SEND_ERRORS:
+                session.detach(receiver, interrupted=True)
+            return None
+        finally:
+            watch.stop()
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send, match: tuple[Page, str, str] | None) -> None:
+        endpoint = self.endpoint
+        options = endpoint.options
+        request = AsgiRequest(scope)
+        refusal: Answer | SendKind | Envelope | None
+        if match is None:
+            refusal = NOT_FOUND
+        elif match[0] is Page.SESSION:
+            refusal = session_action(request, options, match[2])
+            if refusal is SendKind.WEBSOCKET:
+                refusal = None
+            elif not isinstance(refusal, Answer):
+                refusal = Answer(400, {"Content-Type": "text/plain; charset=UTF-8"}, b"Not a websocket URL.")
+        elif match[0] is Page.RAW_WEBSOCKET:
+            refusal = raw_websocket_refusal(request, options)
+        else:
+            # An upgrade on a fixed page gets the page, as a plain GET would.
+            refusal = fixed_page(match[0], request, options, self._iframe)
+        if refusal is None:
+            refusal = websocket_refusal(request, options, endpoint.shutting_down)
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if isinstance(refusal, Answer):
+            if refusal.status >= 400:
+                endpoint.counters.request_error(refusal.status)
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await send({"type": "websocket.http.response.start", "status": refusal.status,
+                            "headers": _raw_headers(refusal.headers, len(refusal.body))})  # fmt: skip
+                await send({"type": "websocket.http.response.body", "body": refusal.body})
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        assert match is not None
+        raw = match[0] is Page.RAW_WEBSOCKET
+        subprotocol = None
+        if raw:
+            offered = [name.strip() for name in scope.get("subprotocols", ())]
+            subprotocol = endpoint.websocket_profile.select(offered)
+        accept: Message = {"type": "websocket.accept"}
+        if subprotocol is not None:
+            accept["subprotocol"] = subprotocol
+        await send(accept)
+        ws = _Websocket(send)
+        session = endpoint.new_session(
+            match[1], "websocket-raw" if raw else "websocket", remote=request.remote, headers=request.headers,
+            query_string=request.query_string, addressable=False, raw=raw, subprotocol=subprotocol,
+        )  # fmt: skip
+        if raw:
+            decode: Callable[[str], list[str]] = decode_raw
+            flush = partial(flush_raw, ws, session, _SEND_ERRORS)
+        else:
+            decode = partial(decode_framed, max_messages=options.max_messages_per_frame)
+            flush = partial(flush_frames, ws, session, _SEND_ERRORS)
+        await _serve_websocket(ws, receive, endpoint, session, decode, flush)
+
+
+async def _serve_websocket(
+    ws: _Websocket,
+    receive: Receive,
+    endpoint: Endpoint,
+    session: Session,
+    decode: Callable[[str], list[str]],
+    flush: Callable[[], Coroutine[Any, Any, None]],
+) -> None:
+    """Read client messages into the session until the websocket closes; the session ends with it."""
+    receiver = Receiver(flush=flush, queue=endpoint.flush_queue, write=ws.send_str)
+    session.attach(receiver)
+    receiver.wake()  # the open frame
+    close_code: int = CloseCode.NORMAL
+    limit = endpoint.options.max_message_size
+    close: Close | None = None
+    try:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                text = message.get("text")
+                data = text if text is not None else message.get("bytes") or b""
+                if too_big(data, limit):
+                    close = MESSAGE_TOO_BIG, b"Message too big."
+                elif text is not None:
+                    close = await on_text(session, endpoint, decode, text)
+                else:
+                    close = await on_binary(session, endpoint, data if isinstance(data, bytes) else data.encode())
+                if close is not None:
+                    close_code = close[0]
+                    await ws.close(code=close_code, message=close[1])
+                    break
+            elif kind == "websocket.disconnect":
+                code = int(message.get("code", CloseCode.NORMAL))
+                if not ws.closed and code not in (CloseCode.NORMAL, 1005):
+                    close_code = code
+                ws.closed = True
+                break
+    except _SEND_ERRORS:
+        close_code = CloseCode.INTERRUPTED
+    finally:
+        session.transport_closed(close_code)
+
+
+async def _read_body(request: AsgiRequest, receive: Receive, limit: int) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``limit`` (read no further)."""
+    length = request.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _serve_lifespan(apps: tuple[SockJSApp, ...], receive: Receive, send: Send) -> None:
+    """ASGI lifespan: start the endpoints' checks; on shutdown, close frames for every session."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            for app in apps:
+                app.start()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            for app in apps:
+                await app.stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class SockJSRouter:
+    """Several :class:`SockJSApp`\\ s (and optionally another ASGI app) as one ASGI application.
+
+    ``routes`` maps path prefixes (``"/echo"``) to endpoints; any other path
+    goes to ``fallback`` (404 when there is none). Lifespan events reach every endpoint.
+    """
+
+    def __init__(self, routes: Mapping[str, SockJSApp], fallback: Callable[..., Awaitable[None]] | None = None) -> None:
+        for prefix in routes:
+            if not prefix.startswith("/") or prefix.endswith("/"):
+                raise ValueError(f"prefix must start with '/' and not end with '/': {prefix!r}")
+        # Longest prefix first, so /echo_more is not taken by /echo.
+        self.routes = dict(sorted(routes.items(), key=lambda item: -len(item[0])))
+        self.fallback = fallback
+
+    @property
+    def apps(self) -> tuple[SockJSApp, ...]:
+        return tuple(self.routes.values())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _serve_lifespan(self.apps, receive, send)
+            return
+        path = scope["path"]
+        for prefix, app in self.routes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                child = dict(scope)
+                child["root_path"] = scope.get("root_path", "") + prefix
+                await app(child, receive, send)
+                return
+        if self.fallback is not None:
+            await self.fallback(scope, receive, send)
+        elif scope["type"] == "http":
+            await _answer(send, NOT_FOUND)
+        elif scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})

@@ -1,0 +1,69 @@
+"""Serving an ASGI app with uvicorn inside a test's event loop, for aiohttp's ``TestClient``.
+
+The app runs in the test's own loop, so tests look into its endpoints and
+sessions directly, as they do with the aiohttp layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp.test_utils import BaseTestServer
+from yarl import URL
+
+from sockjs_server.asgi import SockJSApp, SockJSRouter
+from sockjs_server.asgi_uvicorn import Server, config
+
+
+class _Server(Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the test runner keeps its own signal handlers
+
+
+class UvicornServer(BaseTestServer):
+    """``app`` on uvicorn (httptools, websockets) at a free port on 127.0.0.1."""
+
+    def __init__(self, app: Any, **config: Any) -> None:
+        super().__init__(host="127.0.0.1")
+        self.app = app
+        self.config = config
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _make_runner(self, **kwargs: Any) -> Any:  # pragma: no cover - not an aiohttp app
+        raise NotImplementedError
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+        if self._server is not None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        app = self.app
+        apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+        options = {"log_level": "warning", "timeout_graceful_shutdown": 1, **self.config}
+        server = self._server = _Server(config(app, **options), apps)
+        self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def close(self) -> None:
+        if self._server is not None and not self._closed:
+            self._server.should_exit = True
+            assert self._task is not None
+            await self._task
+            self._closed = True
