@@ -116,6 +116,14 @@ SERVERS: dict[str, Server] = {
             default=False,
         ),
         Server(
+            "ours-asgi",
+            "sockjs_server ASGI on uvicorn",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port)],
+            lambda: {"PYTHONPATH": OURS_PATH[0]},
+            skip=frozenset({"stomp-rabbitmq"}),
+            default=False,
+        ),
+        Server(
             "candidate",
             "sockjs_server candidate",
             lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
@@ -367,7 +375,7 @@ def our_requirements() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     reqs = list(project.get("dependencies", []))
     for extra, deps in project.get("optional-dependencies", {}).items():
-        if extra in {"speedups", "speed", "fast", "uvloop", "orjson", "metrics"}:
+        if extra in {"speedups", "speed", "fast", "uvloop", "orjson", "metrics", "uvicorn"}:
             reqs += deps
     return reqs
 

@@ -8,16 +8,17 @@ so every client gets ``c[1001,"Server shutting down"]`` at once.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import uvicorn
 
-from .asgi import SockJSApp
+from .asgi import SockJSApp, SockJSRouter
 
-__all__ = ["Server", "config"]
+__all__ = ["Server", "config", "serve"]
 
 
 def config(app: Any, **options: Any) -> uvicorn.Config:
@@ -36,3 +37,47 @@ class Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await asyncio.gather(*(app.stop() for app in self.apps))
         await super().shutdown(sockets=sockets)
+
+
+class _Announcing(Server):
+    """Says where each endpoint is once listening (the real port when ``--port 0``)."""
+
+    def __init__(self, config: uvicorn.Config, apps: Sequence[SockJSApp], lines: Sequence[tuple[str, str]], announce: Callable[[str], None]) -> None:
+        super().__init__(config, apps)
+        self.lines = lines
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.servers:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        for label, path in self.lines:
+            self.announce(f"{label} at http://{host}:{port}{path}")
+        self.announce("(Ctrl+C to stop)")
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def serve(
+    routes: Mapping[str, SockJSApp],
+    args: argparse.Namespace,
+    *,
+    labels: Mapping[str, str],
+    announce: Callable[[str], None] = _print_flush,
+) -> None:
+    """Serve ``routes`` (prefix -> app) on uvicorn at ``--host``/``--port`` (the CLI's ``--server uvicorn``)."""
+    router = SockJSRouter(routes)
+    loop = "uvloop" if getattr(args, "uvloop", False) else "auto"
+    level = "debug" if getattr(args, "verbose", False) else getattr(args, "log_level", "info")
+    settings = config(
+        router, host=args.host, port=args.port, loop=loop, log_level=level,
+        access_log=getattr(args, "access_log", "no-sessions") == "all", log_config=None,
+    )  # fmt: skip
+    lines = [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes]
+    try:
+        _Announcing(settings, router.apps, lines, announce).run()
+    except KeyboardInterrupt:
+        pass  # uvicorn raises Ctrl+C again once it has stopped: a clean exit, as with aiohttp

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from . import testserver
 from .options import Options
+from .session import Handler
 from .serving import CommandError, CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "COMMANDS",
     "CommandError",
     "add_loop_argument",
+    "add_web_server_argument",
+    "serve_on_uvicorn",
     "add_server_arguments",
     "options_from_args",
     "serve",
@@ -106,9 +109,34 @@ def version() -> str:
         return __version__
 
 
+def add_web_server_argument(parser: argparse.ArgumentParser) -> None:
+    """``--server``: which web layer and server run the endpoints."""
+    parser.add_argument(
+        "--server",
+        choices=("aiohttp", "uvicorn"),
+        default="aiohttp",
+        help="aiohttp (default), or the ASGI layer on uvicorn (pip install 'sockjs-server[uvicorn]'); "
+        "uvicorn is faster on the HTTP transports, see bench/RESULTS.md",
+    )
+
+
+def serve_on_uvicorn(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:
+    """``--server uvicorn``: the endpoints as ASGI apps on uvicorn."""
+    try:
+        from .asgi import SockJSApp
+        from .asgi_uvicorn import serve as serve_asgi
+    except ImportError:
+        raise CommandError("--server uvicorn needs uvicorn: pip install 'sockjs-server[uvicorn]'") from None
+    if getattr(args, "metrics_path", None):
+        raise CommandError("--metrics-path is served by --server aiohttp only")
+    routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in endpoints}
+    serve_asgi(routes, args, labels=labels)
+
+
 def _echo_configure(parser: argparse.ArgumentParser) -> None:
     add_server_arguments(parser)
     parser.add_argument("--prefix", default="/echo", help="endpoint URL prefix (default /echo)")
+    add_web_server_argument(parser)
 
 
 def _echo_run(args: argparse.Namespace) -> None:
@@ -116,6 +144,11 @@ def _echo_run(args: argparse.Namespace) -> None:
     from .testserver import echo
 
     setup_logging(args)
+    if args.server == "uvicorn":
+        if not args.prefix.startswith("/") or args.prefix.endswith("/"):
+            raise CommandError(f"bad --prefix: prefix must start with '/' and not end with '/': {args.prefix!r}")
+        serve_on_uvicorn([(args.prefix, echo, options_from_args(args))], args, {args.prefix: "SockJS echo"})
+        return
     app = web.Application()
     try:
         add_endpoint(app, args.prefix, echo, options=options_from_args(args))

@@ -421,3 +421,27 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != b"Z"
+
+
+async def test_echo_on_uvicorn_serves_every_kind_of_request() -> None:
+    pytest.importorskip("uvicorn")
+    process, lines = await start_server(["echo", "--port", "0", "--server", "uvicorn", "--no-session-log"], 1)
+    try:
+        assert re.fullmatch(r"SockJS echo at http://127\.0\.0\.1:\d+/echo", lines[0]), lines
+        base = base_of(lines[0]) + "/echo"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base) as response:
+                assert await response.text() == "Welcome to SockJS!\n"
+            async with http.post(base + "/0/cli/xhr") as response:
+                assert await response.text() == "o\n"
+            async with http.post(base + "/0/cli/xhr_send", data=b'["hi"]') as response:
+                assert response.status == 204
+            async with http.post(base + "/0/cli/xhr") as response:
+                assert await response.text() == 'a["hi"]\n'
+            async with http.ws_connect(base + "/0/ws/websocket") as ws:
+                assert await bounded(ws.receive_str()) == "o"
+                await ws.send_str('["ws"]')
+                assert await bounded(ws.receive_str()) == 'a["ws"]'
+    finally:
+        returncode, _ = await stop(process)
+    assert returncode == 0

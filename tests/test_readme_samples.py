@@ -92,6 +92,38 @@ def test_sample_runs_as_pasted(sample: str, tmp_path: Path) -> None:
     assert "Traceback" not in output, output
 
 
+ASGI_SAMPLES = [sample for sample in SAMPLES if "SockJSApp(" in sample]
+
+
+def test_there_are_asgi_samples() -> None:
+    assert any("starlette" in sample for sample in ASGI_SAMPLES)
+    assert any("fastapi" in sample for sample in ASGI_SAMPLES)
+
+
+@pytest.mark.parametrize("sample", ASGI_SAMPLES, ids=[f"asgi{n}" for n in range(len(ASGI_SAMPLES))])
+def test_asgi_sample_serves_sockjs_where_it_is_mounted(sample: str, tmp_path: Path) -> None:
+    """The Starlette and FastAPI samples answer SockJS requests below their mount path."""
+    pytest.importorskip("uvicorn")
+    mount = re.search(r'[Mm]ount\("(/\w+)"', sample)
+    assert mount, "the sample mounts its endpoint"
+    port = free_port()
+    (tmp_path / "sample.py").write_text(re.sub(r"(?<![\w.])port=\d+", f"port={port}", sample))
+    process = subprocess.Popen(
+        [sys.executable, "sample.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_listening(process, [port])
+        base = f"http://127.0.0.1:{port}{mount.group(1)}"
+        with urllib.request.urlopen(base + "/info", timeout=GUARD) as response:
+            assert b'"websocket": true' in response.read()
+        opened = urllib.request.Request(base + "/000/readme/xhr", method="POST")
+        with urllib.request.urlopen(opened, timeout=GUARD) as response:
+            assert response.read() == b"o\n"
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output
+
+
 def test_no_stomp_port_example_collides_with_the_tests() -> None:
     assert not re.search(rf"--stomp-port {TEST_PORT}|tcp_listener\([^)]*port={TEST_PORT}", README)
 
