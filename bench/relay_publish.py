@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -29,6 +30,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+BEGIN, END = "<!-- relay -->", "<!-- /relay -->"
 
 
 def free_port() -> int:
@@ -158,6 +161,7 @@ async def main() -> None:
     parser.add_argument("--relay", default="stomp://guest:guest@127.0.0.1:61613/")
     parser.add_argument("--candidate", default=None, help="another checkout, measured alternately ('candidate')")
     parser.add_argument("--direct", action="store_true", help="also measure straight on RabbitMQ (no server): the ceiling")
+    parser.add_argument("--results", action="store_true", help="write the medians into bench/RESULTS.md (relay block)")
     args = parser.parse_args()
     subjects = {"ours": ROOT}
     if args.candidate:
@@ -181,6 +185,37 @@ async def main() -> None:
         print(f"ratio candidate/ours: {medians['candidate'] / medians['ours']:.1f}x")
     if "direct" in medians:
         print(f"ratio ours/direct: {medians['ours'] / medians['direct']:.2f}")
+    if args.results:
+        write_results(args, rates, medians)
+
+
+def write_results(args: argparse.Namespace, rates: dict[str, list[float]], medians: dict[str, float]) -> None:
+    """Replace (or append) the relay block of bench/RESULTS.md."""
+    command = f"python3 bench/relay_publish.py --messages {args.messages} --rounds {args.rounds}"
+    command += " --candidate BEFORE_CHECKOUT" if args.candidate else ""
+    command += " --direct" if args.direct else ""
+    names = {"ours": "this checkout", "candidate": "before (`--candidate`)", "direct": "straight on RabbitMQ (ceiling)"}
+    rows = "".join(
+        f"| {names[name]} | {medians[name]:,.0f} | {', '.join(f'{v:,.0f}' for v in rates[name])} |\n" for name in medians
+    )
+    ratios = []
+    if "candidate" in medians:
+        ratios.append(f"this checkout / before: {medians['ours'] / medians['candidate']:.1f}x")
+    if "direct" in medians:
+        ratios.append(f"this checkout / straight on RabbitMQ: {medians['ours'] / medians['direct']:.2f}")
+    text = (
+        f"## One publisher through the RabbitMQ relay (`{command}`)\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, unpinned, medians of {args.rounds} interleaved rounds "
+        f"of {args.messages} SEND frames (100 B, no receipt but the last) from one TCP client:\n\n"
+        "| subject | SEND/s (median) | rounds |\n|---|---|---|\n" + rows + "\n" + "; ".join(ratios) + "\n"
+    )
+    block = f"{BEGIN}\n{text}{END}"
+    current = RESULTS.read_text() if RESULTS.exists() else ""
+    if BEGIN in current:
+        current = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, current, flags=re.S)
+    else:
+        current = current.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(current)
 
 
 if __name__ == "__main__":
