@@ -162,6 +162,7 @@ async def main() -> None:
     parser.add_argument("--candidate", default=None, help="another checkout, measured alternately ('candidate')")
     parser.add_argument("--direct", action="store_true", help="also measure straight on RabbitMQ (no server): the ceiling")
     parser.add_argument("--results", action="store_true", help="write the medians into bench/RESULTS.md (relay block)")
+    parser.add_argument("--note", default="", help="a line added under the table in bench/RESULTS.md (e.g. a related measurement)")
     args = parser.parse_args()
     subjects = {"ours": ROOT}
     if args.candidate:
@@ -208,6 +209,7 @@ def write_results(args: argparse.Namespace, rates: dict[str, list[float]], media
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, unpinned, medians of {args.rounds} interleaved rounds "
         f"of {args.messages} SEND frames (100 B, no receipt but the last) from one TCP client:\n\n"
         "| subject | SEND/s (median) | rounds |\n|---|---|---|\n" + rows + "\n" + "; ".join(ratios) + "\n"
+        + (f"\n{args.note}\n" if args.note else "")
     )
     block = f"{BEGIN}\n{text}{END}"
     current = RESULTS.read_text() if RESULTS.exists() else ""
