@@ -80,14 +80,19 @@ class Harness:
         return f"{self.server.origin}/{name}"
 
 
-@pytest.fixture(scope="session")
-def harness(browser_ready: None) -> Iterator[Harness]:
+@pytest.fixture(scope="session", params=["aiohttp", "asgi"])
+def harness(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """The endpoints on the aiohttp layer, then on the ASGI layer (a Starlette app on uvicorn)."""
+    layer = ["--asgi"] if request.param == "asgi" else []
+    if layer:
+        pytest.importorskip("uvicorn")
+        pytest.importorskip("starlette")
     port = free_port("127.0.0.1")
     # 127.0.0.2 is another origin (and another site) for the browser, on the same loopback.
     pages_host = "127.0.0.2"
     pages_port = free_port(pages_host)
     script = os.path.join(os.path.dirname(__file__), "harness_server.py")
-    server = ServerProcess("sockjs-testserver", python(script, "--host", "127.0.0.1", "--port", str(port)), "127.0.0.1", port)
+    server = ServerProcess("sockjs-testserver", python(script, "--host", "127.0.0.1", "--port", str(port), *layer), "127.0.0.1", port)
     pages = ServerProcess(
         "pages-server", python(script, "--host", pages_host, "--port", str(pages_port), "--pages-only"), pages_host, pages_port
     )

@@ -10,6 +10,7 @@ makes a second origin for the cross-origin runs.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from aiohttp import web
@@ -44,12 +45,57 @@ def make_app(host: str, port: int, pages_only: bool) -> web.Application:
     return app
 
 
+def serve_asgi(host: str, port: int) -> None:
+    """The same endpoints and pages as a Starlette app, each endpoint a mounted SockJSApp, on uvicorn."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, PlainTextResponse, Response
+    from starlette.routing import BaseRoute, Mount, Route
+
+    from sockjs_server.testserver import make_asgi_app
+
+    sockjs = make_asgi_app(sockjs_url=f"http://{host}:{port}/vendor/sockjs.min.js")
+
+    async def vendor(request: Request) -> Response:
+        name = request.path_params["name"]
+        if not re.fullmatch(r"sockjs(\.min)?\.js(\.map)?", name):
+            return PlainTextResponse("404: Not Found", status_code=404)
+        return FileResponse(SOCKJS_DIST / name, headers={"Cache-Control": "no-cache"})
+
+    async def page(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = HERE / "pages" / name
+        if not re.fullmatch(r"[a-z_-]+\.html", name) or not path.is_file():
+            return PlainTextResponse("404: Not Found", status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "no-store"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: object) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for endpoint in sockjs.apps:
+                await stack.enter_async_context(endpoint.lifespan())
+            yield
+
+    routes: list[BaseRoute] = [Route("/vendor/{name}", vendor), Route("/pages/{name}", page)]
+    routes += [Mount(prefix, app) for prefix, app in sockjs.routes.items()]
+    print(f"======== Running on http://{host}:{port} ========", flush=True)
+    uvicorn.run(Starlette(routes=routes, lifespan=lifespan), host=host, port=port, log_level="warning", ws="websockets-sansio")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pages-only", action="store_true")
+    parser.add_argument("--asgi", action="store_true", help="the endpoints on the ASGI layer (Starlette on uvicorn)")
     args = parser.parse_args()
+    if args.asgi and not args.pages_only:
+        serve_asgi(args.host, args.port)
+        return
     app = make_app(args.host, args.port, args.pages_only)
     web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
 

@@ -83,6 +83,8 @@ def people(browser: Any, demo_server: ServerProcess) -> Any:
     assert not errors, errors
 
 
+# The demo runs on aiohttp; the harness (here only for its eventsource check) need not run twice.
+@pytest.mark.parametrize("harness", ["aiohttp"], indirect=True, scope="session")
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_two_people_chat(people: Any, transport: str, eventsource_percent_bug: bool) -> None:
     room = "t-" + transport
