@@ -1202,7 +1202,10 @@ class RabbitRelay(Broker):
             # and RabbitMQ refuses it so on a connection of the client's own.
             parts = ack_id.split("@@")
             tag = parts[2] if len(parts) > 2 else "0"
-            raise BrokerError("precondition_failed", f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+            # RabbitMQ confirms the frame, then its channel fails: RECEIPT, then ERROR and close.
+            raise BrokerError(
+                "precondition_failed", f"PRECONDITION_FAILED - unknown delivery tag {tag}", error_after_receipt=True
+            )
         key = state.unacked.get(ack_id)
         own = state.own
         if key is None:
