@@ -355,7 +355,7 @@ class StompConnection:
                 raise frame_error("Bad command", f'Could not interpret command "{frame.command.value}"\n')
             return handler(self, frame, receipt)
         except StompError as exc:
-            if exc.receipt_id is None and receipt is not None:
+            if exc.receipt_id is None and receipt is not None and exc.receipted:
                 exc.receipt_id = receipt
             raise
 
@@ -417,6 +417,7 @@ class StompConnection:
         return SendRequest(destination, frame.body, tuple(headers), receipt)
 
     def _on_subscribe(self, frame: Frame, receipt: str | None) -> SubscribeRequest:
+        _check_durable_id(frame)
         destination = self._require(frame, "destination")
         client_id = frame.get("id")
         # "an id header MUST be included": RabbitMQ accepts an id-less
@@ -442,6 +443,7 @@ class StompConnection:
         return SubscribeRequest(sub, extra, receipt)
 
     def _on_unsubscribe(self, frame: Frame, receipt: str | None) -> UnsubscribeRequest:
+        _check_durable_id(frame)
         key = frame.get("id")
         if key is None:
             key = frame.get("destination")
@@ -644,6 +646,13 @@ class StompConnection:
         if hb.send and now >= self.last_sent + hb.send / 2:
             # "if the sender has no real STOMP frame to send, it MUST send an end-of-line (EOL)"
             self._queue(HEARTBEAT, now)
+
+
+def _check_durable_id(frame: Frame) -> None:
+    """A durable subscription is named by its ``id``: RabbitMQ refuses one without it
+    (on SUBSCRIBE and UNSUBSCRIBE alike) before looking at anything else."""
+    if frame.get("id") is None and (frame.get("durable") == "true" or frame.get("persistent") == "true"):
+        raise frame_error("Missing Header", "Header 'id' is required for durable subscriptions", receipted=False)
 
 
 _Handler = Callable[[StompConnection, Frame, "str | None"], Event]

@@ -23,6 +23,7 @@ class StompError(Exception):
         receipt_after: bool = False,
         silent: bool = False,
         error_after_receipt: bool = False,
+        receipted: bool = True,
     ) -> None:
         super().__init__(message if not detail else f"{message}: {detail}")
         self.message = message
@@ -44,6 +45,10 @@ class StompError(Exception):
         #: receipt-id (RabbitMQ's order when its channel fails after it
         #: confirmed the frame, e.g. an ACK of an unknown delivery tag).
         self.error_after_receipt = error_after_receipt
+        #: Whether the ERROR names the failed frame's ``receipt`` (RabbitMQ leaves it
+        #: out when it refuses a frame before carrying it out, e.g. a durable
+        #: SUBSCRIBE without ``id``).
+        self.receipted = receipted
 
 
 class ProtocolError(StompError):

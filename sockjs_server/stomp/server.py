@@ -248,7 +248,12 @@ class _Peer:
             return
         sub = conn.subscriptions.get(subscription)
         if sub is None:
-            return  # unsubscribed meanwhile
+            if not subscription.startswith("/temp-queue/"):
+                return  # unsubscribed meanwhile
+            # A reply to this client's reply-to:/temp-queue/x: RabbitMQ delivers it
+            # under subscription "/temp-queue/x" without any SUBSCRIBE.
+            line = b"subscription:%b\n" % encode_header(subscription, conn.version).encode("utf-8")
+            sub = Subscription(subscription, subscription, subscription, AckMode.AUTO, line)
         version = conn.version
         tail = message.tail(version, text=self.link.text, destination=self.display.get(subscription))
         mid = message_id.encode("utf-8") if not _NEEDS_ESCAPE(message_id) else encode_header(message_id, version).encode("utf-8")

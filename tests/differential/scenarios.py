@@ -632,7 +632,10 @@ c3? msg
 c3> UNSUBSCRIBE id:d1 {header} receipt:r6
 c3? receipt r6
 """, rabbit_only=DURABLE)
-S("durable", "durable-without-id", "c1 login 1.2\nc1> SUBSCRIBE destination:/topic/{u} durable:true receipt:r1\nc1? frame", rabbit_only=DURABLE)
+S("durable", "durable-without-id", "c1 login 1.2\nc1> SUBSCRIBE destination:/topic/{u} durable:true receipt:r1\nc1? frame")
+S("durable", "persistent-without-id", "c1 login 1.1\nc1> SUBSCRIBE destination:/queue/{u} persistent:true receipt:r1\nc1? frame")
+S("durable", "durable-without-id-no-destination", "c1 login 1.2\nc1> SUBSCRIBE durable:true receipt:r1\nc1? frame")
+S("durable", "unsubscribe-durable-without-id", "c1 login 1.2\nc1> UNSUBSCRIBE destination:/topic/{u} durable:true receipt:r1\nc1? frame")
 S("durable", "x-queue-name", """
 c1 login 1.2
 c1> SUBSCRIBE id:q1 destination:/topic/{u} x-queue-name:{u}-named receipt:r1
@@ -692,7 +695,6 @@ FORGED = "headers the broker sets (subscription, ack, redelivered, user-id) are 
 MALFORMED = "a malformed frame is answered with an ERROR that says why"
 COLON_1_0 = "STOMP 1.0 header values are sent unescaped"
 NO_SLASH = "destinations without a leading slash (MemoryBroker)"
-RELAY_OPEN = "relay: open (worked on in the relay)"
 
 #: (scenario, target) -> reason. ``python -m tests.differential`` fails on a
 #: difference that is not listed here; a listed one that agrees is reported.
@@ -711,4 +713,3 @@ _known(FORGED, BOTH, *(f"headers/send-{h}-topic" for h in ("subscription-forged"
 _known(MALFORMED, BOTH, "headers/send-1.2-bad-escape", "parsing/content-length-too-short", "parsing/content-length-invalid", "parsing/header-no-colon")
 _known(COLON_1_0, BOTH, "parsing/1.0-colon-in-value")
 _known(NO_SLASH, ("memory",), "destination/subscribe-no-leading-slash", "destination/send-no-leading-slash")
-_known(RELAY_OPEN, ("relay",), "destination/temp-queue-reply", "durable/durable-without-id", "ack/auto-topic-1.0", "ack/auto-topic-1.1")

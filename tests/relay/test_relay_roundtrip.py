@@ -205,6 +205,37 @@ async def test_temp_queue_request_reply(make_node: MakeNode) -> None:
     assert answer["subscription"] == "answers"
 
 
+async def test_temp_queue_reply_without_subscribe(make_node: MakeNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As from RabbitMQ: a reply-to:/temp-queue/x alone makes the replies arrive under subscription "/temp-queue/x"."""
+    from sockjs_server.stomp.relay import rabbit
+
+    monkeypatch.setattr(rabbit, "MAX_TEMP_QUEUES", 2)
+    node = await make_node()
+    queue = f"/queue/{unique()}"
+    service = await node.connected()
+    await service.subscribe(queue, "requests", **QUEUE_ARGS)
+    caller = await node.connected()
+    for n in (1, 2):
+        await caller.send(queue, f"question {n}", receipt=f"q{n}", reply_to=f"/temp-queue/t{n}", **QUEUE_ARGS)
+        request = await service.expect("MESSAGE")
+        await service.send(request["reply-to"], f"answer {n}", receipt=f"a{n}")
+        answer = await caller.expect("MESSAGE")
+        assert (answer.text, answer["subscription"]) == (f"answer {n}", f"/temp-queue/t{n}")
+        assert answer["destination"].startswith("/queue/amq.gen-")
+    # A third name is refused with an ERROR that keeps the connection; the known ones still work.
+    await caller.send_frame("SEND", {"destination": queue, "reply-to": "/temp-queue/t3", "receipt": "q3"}, b"three")
+    error = await caller.expect("ERROR")
+    assert error["message"] == "Too many temporary queues"
+    await caller.send(queue, "again", receipt="q4", reply_to="/temp-queue/t1", **QUEUE_ARGS)
+    request = await service.expect("MESSAGE")
+    assert request.text == "again"
+    # Someone else's connection never sees the replies.
+    other = await node.connected()
+    await service.send(request["reply-to"], "late answer", receipt="a4")
+    assert (await caller.expect("MESSAGE")).text == "late answer"
+    await other.no_frame(0.2)
+
+
 async def test_exchange_and_wildcard_destinations(make_node: MakeNode) -> None:
     node = await make_node()
     room = unique("room")

@@ -141,6 +141,9 @@ _INTERPRETED_HEADERS = frozenset(
 _CONNECTION_FAILURES = frozenset({"Broker heart-beat timeout", "Broker receipt timeout", "Broker protocol error"})
 
 #: Routing keys RabbitMQ accepted on this relay's login, remembered for the shared publisher.
+MAX_TEMP_QUEUES = 1000
+"""Distinct ``reply-to:/temp-queue/<name>`` names one client connection may use."""
+
 MAX_KNOWN_KEYS = 10_000
 
 _USER_KEY_PREFIX = "sockjs-user."
@@ -243,7 +246,8 @@ class _Client:
     ack_modes: dict[str, AckMode] = field(default_factory=dict)
     #: Delivered, not yet acknowledged: RabbitMQ ack id -> subscription key, in delivery order.
     unacked: dict[str, str] = field(default_factory=dict)
-    #: /temp-queue/ destinations the client listens to -> subscription key.
+    #: /temp-queue/ destinations the client listens to -> subscription key (the
+    #: destination itself for the implicit subscription a reply-to makes).
     temp_subs: dict[str, str] = field(default_factory=dict)
     #: User-destination subscriptions: key -> user destination suffix ("/queue/x").
     user_subs: dict[str, str] = field(default_factory=dict)
@@ -1023,7 +1027,17 @@ class RabbitRelay(Broker):
             raise self._not_available()
         if destination.startswith(self._user_prefix):
             raise AccessDenied("Access refused", f"cannot send to {destination[:200]}")
-        reply_to = any(name == "reply-to" for name, _ in headers)
+        reply_to = False
+        for name, value in headers:
+            if name == "reply-to":
+                reply_to = True
+                if value.startswith("/temp-queue/") and value not in state.temp_subs:
+                    # RabbitMQ makes the temporary queue on the connection that
+                    # carries this SEND and delivers the replies there under
+                    # subscription "/temp-queue/<name>", without a SUBSCRIBE.
+                    if len(state.temp_subs) >= MAX_TEMP_QUEUES:
+                        raise frame_error("Too many temporary queues", f"at most {MAX_TEMP_QUEUES} /temp-queue/ names per connection")
+                    state.temp_subs[value] = value
         key: str | None = None
         shared = False
         if self._shareable_topic(destination) and not reply_to and self.client_credentials is None and _plain_headers(pairs):
