@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -77,7 +79,20 @@ def serve(
         access_log=getattr(args, "access_log", "no-sessions") == "all", log_config=None,
     )  # fmt: skip
     lines = [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes]
+    # uvicorn raises the signal that stopped it again once it has stopped:
+    # Ctrl+C and SIGTERM end the command cleanly (status 0), as with aiohttp.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         _Announcing(settings, router.apps, lines, announce).run()
-    except KeyboardInterrupt:
-        pass  # uvicorn raises Ctrl+C again once it has stopped: a clean exit, as with aiohttp
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised again by uvicorn after its graceful shutdown."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
