@@ -28,6 +28,7 @@ __all__ = [
     "add_loop_argument",
     "add_web_server_argument",
     "serve_on_uvicorn",
+    "serve_endpoints",
     "add_server_arguments",
     "options_from_args",
     "serve",
@@ -133,6 +134,22 @@ def serve_on_uvicorn(endpoints: list[tuple[str, Handler, Options]], args: argpar
     serve_asgi(routes, args, labels=labels)
 
 
+def serve_endpoints(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:
+    """Serve ``endpoints`` (prefix, handler, options) on the web server ``--server`` names."""
+    server = getattr(args, "server", "aiohttp")
+    if server == "uvicorn":
+        serve_on_uvicorn(endpoints, args, labels)
+        return
+    if server != "aiohttp":
+        raise CommandError(f"--server {server} cannot serve this command yet")
+    from . import add_endpoint
+
+    app = web.Application()
+    for prefix, handler, options in endpoints:
+        add_endpoint(app, prefix, handler, options=options)
+    serve(app, args, labels=labels)
+
+
 def _echo_configure(parser: argparse.ArgumentParser) -> None:
     add_server_arguments(parser)
     parser.add_argument("--prefix", default="/echo", help="endpoint URL prefix (default /echo)")
@@ -159,11 +176,16 @@ def _echo_run(args: argparse.Namespace) -> None:
 
 def _testserver_configure(parser: argparse.ArgumentParser) -> None:
     testserver.build_parser(parser)
+    add_web_server_argument(parser)
+
+
+def _testserver_run(args: argparse.Namespace) -> None:
+    testserver.run(args, serve_endpoints)
 
 
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "echo": ("an echo server on one SockJS endpoint", _echo_configure, _echo_run),
-    "testserver": ("the sockjs-protocol conformance test server", _testserver_configure, testserver.run),
+    "testserver": ("the sockjs-protocol conformance test server", _testserver_configure, _testserver_run),
 }
 
 

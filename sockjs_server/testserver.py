@@ -1,20 +1,28 @@
 """The conformance test server: the endpoints the sockjs-protocol suite expects.
 
-Run ``python -m sockjs_server.testserver --host 127.0.0.1 --port 8081``.
+Run ``sockjs-server testserver --port 8081`` (``--server uvicorn`` for the ASGI
+layer), or ``python -m sockjs_server.testserver --port 8081`` (aiohttp).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 
-from . import ENDPOINTS, Endpoint, Handler, Options, Session, add_endpoint
+from . import Endpoint, Handler, Options, Session, add_endpoint
 from .asgi import SockJSApp, SockJSRouter
 from .serving import CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
-__all__ = ["make_app", "make_asgi_app", "main"]
+__all__ = ["EndpointSpec", "endpoint_labels", "endpoints", "make_app", "make_asgi_app", "main", "run"]
+
+EndpointSpec = tuple[str, Handler, Options]
+"""One endpoint as any web layer takes it: (prefix, handler, options)."""
+
+ServeEndpoints = Callable[[list[EndpointSpec], argparse.Namespace, dict[str, str]], None]
+"""Serves endpoints on the command line's ``--host``/``--port``, given the labels to print."""
 
 
 async def echo(session: Session) -> None:
@@ -43,18 +51,16 @@ async def amplify(session: Session) -> None:
         await session.send("x" * 2**n)
 
 
-def make_broadcast() -> tuple[list[Endpoint], object]:
-    holder: list[Endpoint] = []
-
-    async def broadcast(session: Session) -> None:
-        async for message in session:
-            await holder[0].broadcast(message)
-
-    return holder, broadcast
+async def broadcast(session: Session) -> None:
+    """Send every message to every session of this endpoint."""
+    endpoint = session.endpoint
+    assert isinstance(endpoint, Endpoint)
+    async for message in session:
+        await endpoint.broadcast(message)
 
 
-def _endpoints(sockjs_url: str | None, response_limit: int) -> list[tuple[str, Handler, Options]]:
-    """Every endpoint of the protocol suite: (prefix, handler, options); ``/broadcast`` last."""
+def endpoints(*, sockjs_url: str | None = None, response_limit: int = 4096) -> list[EndpointSpec]:
+    """Every endpoint of the protocol suite as (prefix, handler, options), for any web layer."""
     base: dict[str, object] = {"response_limit": response_limit}
     if sockjs_url:
         base["sockjs_url"] = sockjs_url
@@ -69,28 +75,31 @@ def _endpoints(sockjs_url: str | None, response_limit: int) -> list[tuple[str, H
         ("/close", close, opts()),
         ("/ticker", ticker, opts()),
         ("/amplify", amplify, opts()),
+        ("/broadcast", broadcast, opts()),
     ]
+
+
+def endpoint_labels(specs: list[EndpointSpec]) -> dict[str, str]:
+    """What the server prints for each endpoint once it listens."""
+    return {prefix: f"SockJS test endpoint {prefix}" for prefix, _, _ in specs}
 
 
 def make_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> web.Application:
     """An application with every endpoint of the protocol suite."""
+    return _aiohttp_app(endpoints(sockjs_url=sockjs_url, response_limit=response_limit))
+
+
+def _aiohttp_app(specs: list[EndpointSpec]) -> web.Application:
     app = web.Application()
-    for prefix, handler, options in _endpoints(sockjs_url, response_limit):
+    for prefix, handler, options in specs:
         add_endpoint(app, prefix, handler, options=options)
-    holder, broadcast = make_broadcast()
-    options = _endpoints(sockjs_url, response_limit)[0][2]
-    holder.append(add_endpoint(app, "/broadcast", broadcast, options=options))  # type: ignore[arg-type]
     return app
 
 
 def make_asgi_app(*, sockjs_url: str | None = None, response_limit: int = 4096) -> SockJSRouter:
     """The same endpoints as :func:`make_app`, as one ASGI application."""
-    routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in _endpoints(sockjs_url, response_limit)}
-    holder, broadcast = make_broadcast()
-    app = SockJSApp(broadcast, options=routes["/echo"].endpoint.options, prefix="/broadcast")  # type: ignore[arg-type]
-    holder.append(app.endpoint)
-    routes["/broadcast"] = app
-    return SockJSRouter(routes)
+    specs = endpoints(sockjs_url=sockjs_url, response_limit=response_limit)
+    return SockJSRouter({prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in specs})
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -103,10 +112,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def _serve_on_aiohttp(specs: list[EndpointSpec], args: argparse.Namespace, labels: dict[str, str]) -> None:
+    serve(_aiohttp_app(specs), args, labels=labels)
+
+
+def run(args: argparse.Namespace, serve_endpoints: ServeEndpoints = _serve_on_aiohttp) -> None:
+    """Serve every endpoint with ``serve_endpoints`` (the command line passes one that honours ``--server``)."""
     setup_logging(args)
-    app = make_app(sockjs_url=args.sockjs_url, response_limit=args.response_limit)
-    serve(app, args, labels={e.prefix: f"SockJS test endpoint {e.prefix}" for e in app[ENDPOINTS]})
+    specs = endpoints(sockjs_url=args.sockjs_url, response_limit=args.response_limit)
+    serve_endpoints(specs, args, endpoint_labels(specs))
 
 
 def main(argv: list[str] | None = None) -> None:
