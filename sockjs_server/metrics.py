@@ -13,7 +13,7 @@ between scrapes. prometheus_client is the optional extra ``metrics``
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from aiohttp import web
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
     from prometheus_client.registry import CollectorRegistry
 
-__all__ = ["METRICS_EXTRA", "SockJSCollector", "add_metrics_route", "endpoint_stats", "stats"]
+__all__ = ["METRICS_EXTRA", "MetricsApp", "SockJSCollector", "add_metrics_route", "endpoint_stats", "stats"]
 
 METRICS_EXTRA = "pip install 'sockjs-server[metrics]'"
 """How to get prometheus_client (quoted in errors)."""
@@ -38,9 +38,23 @@ def endpoint_stats(endpoint: Endpoint) -> dict[str, Any]:
     return figures
 
 
-def stats(app: web.Application) -> dict[str, dict[str, Any]]:
-    """Every endpoint mounted on ``app``, by prefix: counters and current gauges as plain data."""
-    return {endpoint.prefix: endpoint_stats(endpoint) for endpoint in app.get(ENDPOINTS, ())}
+Source = Union[web.Application, Iterable[Any]]
+"""Where the endpoints are: an aiohttp application (every endpoint mounted on it), or
+ASGI :class:`~sockjs_server.asgi.SockJSApp` objects (anything with an ``endpoint``) or
+:class:`~sockjs_server.endpoint.Endpoint` objects."""
+
+
+def _endpoints(source: Source) -> list[Endpoint]:
+    if isinstance(source, web.Application):
+        return list(source.get(ENDPOINTS, ()))
+    items: Iterable[Any] = source
+    return [item if isinstance(item, Endpoint) else item.endpoint for item in items]
+
+
+def stats(app: Source) -> dict[str, dict[str, Any]]:
+    """Every endpoint of ``app`` (an aiohttp application, or ASGI ``SockJSApp`` objects), by
+    prefix: counters and current gauges as plain data."""
+    return {endpoint.prefix: endpoint_stats(endpoint) for endpoint in _endpoints(app)}
 
 
 def _stomp_stats(handler: object) -> dict[str, Any] | None:
@@ -60,15 +74,17 @@ def _import_prometheus() -> Any:
 
 
 class SockJSCollector:
-    """A prometheus_client collector reading :func:`stats` of ``app`` at scrape time.
+    """A prometheus_client collector reading :func:`stats` of ``app`` (an aiohttp
+    application, or ASGI ``SockJSApp`` objects) at scrape time.
 
     Register it in any ``CollectorRegistry`` (``registry.register(SockJSCollector(app))``);
     :func:`add_metrics_route` does that for you.
     """
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: Source) -> None:
         _import_prometheus()
-        self.app = app
+        # A one-shot iterable would be empty at the second scrape.
+        self.app: Source = app if isinstance(app, web.Application) else tuple(app)
 
     def describe(self) -> list[Metric]:
         # Nothing to check at registration: the families depend on what is mounted.
@@ -192,14 +208,9 @@ def add_metrics_route(
     to expose your application's metrics at the same URL). Returns the registry.
     Needs prometheus_client (``pip install 'sockjs-server[metrics]'``).
     """
-    prometheus = _import_prometheus()
     if not path.startswith("/"):
         raise ValueError(f"the metrics path must start with '/': {path!r}")
-    if registry is None:
-        registry = prometheus.CollectorRegistry()
-        prometheus.ProcessCollector(registry=registry)
-        prometheus.PlatformCollector(registry=registry)
-    registry.register(SockJSCollector(app))
+    registry = _registry_for(app, registry)
     from prometheus_client.exposition import choose_encoder
 
     async def metrics(request: web.Request) -> web.Response:
@@ -209,3 +220,71 @@ def add_metrics_route(
 
     app.router.add_get(path, metrics)
     return registry
+
+
+def _registry_for(app: Source, registry: CollectorRegistry | None) -> CollectorRegistry:
+    prometheus = _import_prometheus()
+    if registry is None:
+        registry = prometheus.CollectorRegistry()
+        prometheus.ProcessCollector(registry=registry)
+        prometheus.PlatformCollector(registry=registry)
+    registry.register(SockJSCollector(app))
+    return registry
+
+
+class MetricsApp:
+    """An ASGI application answering ``GET`` with Prometheus' text format for ASGI endpoints.
+
+    Mount it where you like (``app.mount("/metrics", MetricsApp([chat, echo]))`` in
+    Starlette/FastAPI, or as the ``fallback`` of a
+    :class:`~sockjs_server.asgi.SockJSRouter` with ``path="/metrics"``). ``path``
+    (optional) is the only path it answers; others get 404. The registry is as for
+    :func:`add_metrics_route`. Needs prometheus_client.
+    """
+
+    def __init__(self, apps: Iterable[Any], *, path: str | None = None, registry: CollectorRegistry | None = None) -> None:
+        if path is not None and not path.startswith("/"):
+            raise ValueError(f"the metrics path must start with '/': {path!r}")
+        self.path = path
+        self.registry = _registry_for(apps, registry)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            # Nothing to start or stop: answer the protocol so that servers go on.
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if kind == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if kind != "http":
+            return
+        if self.path is not None and scope["path"] != self.path:
+            await _plain(send, 404, b"Not Found")
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
+            return
+        from prometheus_client.exposition import choose_encoder
+
+        accept = ""
+        for name, value in scope.get("headers", ()):
+            if name.lower() == b"accept":
+                accept = value.decode("latin-1")
+        encode, content_type = choose_encoder(accept)
+        body = encode(self.registry)
+        headers = [(b"content-type", content_type.encode("latin-1")), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+async def _plain(send: Any, status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(text)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text})

@@ -259,3 +259,50 @@ def test_error_messages_are_bounded() -> None:
         counters.error(f"message {n}")
     assert len(counters.errors) == MAX_ERROR_MESSAGES + 1
     assert counters.errors["(other)"] == 50
+
+
+# -- the ASGI layer ---------------------------------------------------------------------------
+
+
+async def test_asgi_metrics_app_in_starlette(aiohttp_client: Any) -> None:
+    """MetricsApp mounted beside SockJSApps in Starlette, scraped while a session runs."""
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("starlette")
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from asgi_server import UvicornServer
+    from sockjs_server.asgi import SockJSApp
+    from sockjs_server.metrics import MetricsApp
+
+    chat = SockJSApp(echo, prefix="/chat")
+    app = Starlette(routes=[Mount("/chat", chat), Mount("/metrics", MetricsApp([chat]))], lifespan=chat.lifespan)
+    http = await aiohttp_client(UvicornServer(app))
+    client = SockJSClient(http, "/chat")
+    session_id = new_id()
+    await client.xhr_frame(session_id)
+    assert (await client.xhr_send(session_id, "hello")).status == 204
+    await client.xhr_frame(session_id)
+    samples = await scrape(http, "/metrics")
+    assert value(samples, "sockjs_sessions_open", endpoint="/chat", transport="xhr-polling") == 1
+    assert value(samples, "sockjs_messages_in_total", endpoint="/chat") == 1
+    assert value(samples, "sockjs_messages_out_total", endpoint="/chat") == 1
+    assert stats([chat])["/chat"]["messages_in"] == 1
+    assert (await http.post("/metrics")).status == 405
+
+
+async def test_asgi_metrics_app_as_router_fallback(aiohttp_client: Any) -> None:
+    pytest.importorskip("uvicorn")
+    from asgi_server import UvicornServer
+    from sockjs_server.asgi import SockJSApp, SockJSRouter
+    from sockjs_server.metrics import MetricsApp
+
+    echo_app = SockJSApp(echo, prefix="/echo")
+    router = SockJSRouter({"/echo": echo_app}, fallback=MetricsApp([echo_app], path="/metrics"))
+    http = await aiohttp_client(UvicornServer(router))
+    client = SockJSClient(http, "/echo")
+    await client.xhr_frame(new_id())
+    samples = await scrape(http)
+    assert value(samples, "sockjs_sessions_opened_total", endpoint="/echo", transport="xhr-polling") == 1
+    assert (await http.get("/other")).status == 404
+    assert (await http.get("/echo")).status == 200  # still the endpoint's greeting
