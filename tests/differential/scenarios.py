@@ -284,6 +284,8 @@ def _ack_line(version: str, how: str) -> str:
         return "message-id:{mid1}"
     if how == "no-subscription":
         return "message-id:{mid1}"
+    if how == "id-header":
+        return "id:{mid1}" + (" subscription:s1" if version == "1.1" else "")
     if how == "none":
         return ""
     if how == "unknown":
@@ -305,7 +307,7 @@ c1> ACK {_ack_line(v, "id")} receipt:r3
 c1? frame
 c1? quiet 0.3
 """)
-    for how in ("mismatch", "none", "unknown") + (("no-subscription",) if v == "1.1" else ()) + (("message-id",) if v == "1.2" else ()):
+    for how in ("mismatch", "none", "unknown") + (("no-subscription",) if v == "1.1" else ()) + (("message-id",) if v == "1.2" else ("id-header",)):
         S("ack", f"form-{how}-{v}", f"""
 c1 login {v}
 c1> SUBSCRIBE id:s1 destination:/queue/{{u}} ack:client-individual receipt:r1
