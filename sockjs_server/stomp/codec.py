@@ -223,6 +223,8 @@ class FrameParser:
                 self._pos = pos
                 if pos >= n:
                     return None
+                if self._fast_head(buf, pos, n):
+                    return self._read_body()
             # Header section, one line at a time.
             while True:
                 pos = self._pos
@@ -259,6 +261,33 @@ class FrameParser:
             self._body_length = self._content_length()
             self._scanned = 0
         return self._read_body()
+
+    def _fast_head(self, buf: bytearray, pos: int, n: int) -> bool:
+        """Take a whole frame head at once when it is all here, small, LF-only and valid
+        UTF-8 (the usual case); anything else is left to the line-by-line reader,
+        which also produces every error."""
+        limit = self.max_header_line
+        end = buf.find(b"\n\n", pos, min(n, pos + limit + 2))
+        if end < 0 or buf.find(b"\r", pos, end) >= 0:
+            return False
+        size = end + 2 - pos
+        if size > self.max_frame_size:
+            return False
+        try:
+            lines = buf[pos:end].decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            return False
+        if len(lines) > self.max_headers + 1:
+            return False
+        self._command = lines[0]
+        del lines[0]
+        self._lines = lines
+        self._head_size = size
+        self._pos = end + 2
+        self._in_body = True
+        self._body_length = self._content_length()
+        self._scanned = 0
+        return True
 
     def _content_length(self) -> int | None:
         for line in self._lines:
@@ -319,8 +348,9 @@ class FrameParser:
             if not sep:
                 # RabbitMQ cannot read the frame and closes (without an ERROR; we say why).
                 raise ProtocolError("Invalid header", f"header line without a colon: {line[:80]!r}", receipt_id=receipt)
-            key = decode_header(key, version, command)
-            value = decode_header(value, version, command)
+            if "\\" in line:
+                key = decode_header(key, version, command)
+                value = decode_header(value, version, command)
             if receipt is None and key == "receipt":
                 receipt = value
             headers.append((key, value))

@@ -92,9 +92,12 @@ class Frame:
     _first: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        first: dict[str, str] = {}
-        for name, value in self.headers:
-            first.setdefault(name, value)
+        first = dict(self.headers)
+        if len(first) != len(self.headers):
+            # Repeated names: the first entry wins (dict() kept the last).
+            first = {}
+            for name, value in self.headers:
+                first.setdefault(name, value)
         object.__setattr__(self, "_first", first)
 
     @classmethod

@@ -231,3 +231,33 @@ def test_buffering_is_bounded(chunks):
         except ProtocolError:
             return
         assert p.buffered <= 256 + 64
+
+
+def _outcome(chunks: list[bytes], version: Version | None) -> tuple[list[Frame], tuple[str, str, str | None] | None]:
+    """Frames parsed from ``chunks`` (fed one by one) until the first error, and that error."""
+    p = FrameParser(version=version, max_frame_size=200, max_headers=4, max_header_line=40)
+    frames: list[Frame] = []
+    for chunk in chunks:
+        try:
+            p.receive(chunk)
+            while (frame := p.next_frame()) is not None:
+                frames.append(frame)
+        except ProtocolError as exc:
+            return frames, (type(exc).__name__, exc.message, exc.receipt_id)
+    return frames, None
+
+
+_PIECES = st.sampled_from(
+    [b"SEND\n", b"MESSAGE\n", b"BOGUS\n", b"destination:/q/a\n", b"receipt:r1\n", b"content-length:3\n",
+     b"content-length:x\n", b"x:a\\cb\n", b"x:\\t\n", b"nocolon\n", b"h:" + b"v" * 45 + b"\n", b"\n", b"\r\n",
+     b"\r", b"abc", b"\x00", b"\xc3\xa9", b"\xff", b"\n\n"]
+)
+
+
+@given(st.lists(_PIECES, max_size=30), st.sampled_from([None, Version.V1_0, Version.V1_1, Version.V1_2]))
+@settings(max_examples=500, deadline=None)
+def test_whole_heads_parse_as_line_by_line(pieces, version):
+    """Heads taken at once (all bytes here) give the same frames and errors as heads
+    read line by line (one byte at a time)."""
+    data = b"".join(pieces)
+    assert _outcome([data], version) == _outcome([data[i : i + 1] for i in range(len(data))], version)
