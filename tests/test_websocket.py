@@ -59,7 +59,7 @@ async def test_connection_header_without_upgrade_is_400(testserver: TestClient) 
 @pytest.mark.parametrize("headers", [{"Upgrade": "WebSocket", "Connection": "Upgrade"}, {}])
 async def test_post_is_a_bare_405(testserver: TestClient, headers: dict[str, str], layer: str) -> None:
     if headers:
-        aiohttp_only(layer, "uvicorn refuses a POST with Upgrade headers with 400")
+        aiohttp_only(layer, "uvicorn hands a POST with Upgrade headers to its websocket library, which answers 405 with a text body of its own")
     reply = await reply_of(await testserver.post("/echo/0/0/websocket", headers=headers))
     assert reply.status == 405
     assert reply.header("Allow")
