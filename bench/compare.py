@@ -375,7 +375,7 @@ def our_requirements() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     reqs = list(project.get("dependencies", []))
     for extra, deps in project.get("optional-dependencies", {}).items():
-        if extra in {"speedups", "speed", "fast", "uvloop", "orjson", "metrics", "uvicorn"}:
+        if extra in {"speedups", "speed", "fast", "uvloop", "orjson", "metrics", "uvicorn", "granian"}:
             reqs += deps
     return reqs
 

@@ -173,15 +173,42 @@ def _cancel_current_task() -> Callable[[], None]:
     return cancel
 
 
+class _Abort:
+    """Drops a websocket whose client stopped reading: its task is cancelled, and the
+    cancellation ends the app quietly (:meth:`ours`), so the server closes the connection
+    instead of logging an application error. A pending write may never end otherwise
+    (granian's send waits while its buffer is full)."""
+
+    __slots__ = ("_task", "done")
+
+    def __init__(self) -> None:
+        self._task = asyncio.current_task()
+        self.done = False
+
+    def __call__(self) -> None:
+        if self._task is not None and not self.done:
+            self.done = True
+            self._task.cancel()
+
+    def ours(self) -> bool:
+        """In ``except CancelledError``: whether this abort caused it (then it is absorbed)."""
+        if self.done and self._task is not None:
+            self._task.uncancel()
+            return True
+        return False
+
+
 class _Websocket:
     """An accepted ASGI websocket as a :class:`~sockjs_server.pump.WebsocketConnection`."""
 
-    __slots__ = ("_send", "closed", "close_code")
+    __slots__ = ("_send", "closed", "close_code", "close_sent")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.closed = False
         self.close_code: int | None = None
+        #: The server took the close frame (or the connection ended).
+        self.close_sent = False
 
     async def send_str(self, data: str) -> None:
         if self.closed:
@@ -198,7 +225,10 @@ class _Websocket:
             return False
         self.closed = True
         self.close_code = code
-        await self._send({"type": "websocket.close", "code": code, "reason": message.decode("utf-8", "replace")})
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": message.decode("utf-8", "replace")})
+        finally:
+            self.close_sent = True
         return True
 
 
@@ -227,6 +257,7 @@ class SockJSApp:
         self.endpoint = Endpoint(prefix, handler, options, name or prefix or "sockjs", websocket_profile)
         self._iframe = IframePage(options)
         self._started = False
+        self._websockets: set[_Websocket] = set()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -239,6 +270,12 @@ class SockJSApp:
     async def stop(self) -> None:
         """Send every session a close frame, let streaming responses end, stop the checks."""
         await self.endpoint.shutdown()
+        # A websocket writes its close frame in a task of its own: give it the time
+        # streaming responses get, before the server closes connections.
+        for _ in range(10):
+            if all(ws.close_sent for ws in self._websockets):
+                break
+            await asyncio.sleep(0.05)
         self.endpoint.stop()
         self._started = False
 
@@ -413,7 +450,12 @@ class SockJSApp:
         else:
             decode = partial(decode_framed, max_messages=options.max_messages_per_frame)
             flush = partial(flush_frames, ws, session, _SEND_ERRORS)
-        await _serve_websocket(ws, receive, endpoint, session, decode, flush)
+        self._websockets.add(ws)
+        try:
+            await _serve_websocket(ws, receive, endpoint, session, decode, flush)
+        finally:
+            ws.close_sent = True
+            self._websockets.discard(ws)
 
 
 async def _serve_websocket(
@@ -425,7 +467,11 @@ async def _serve_websocket(
     flush: Callable[[], Coroutine[Any, Any, None]],
 ) -> None:
     """Read client messages into the session until the websocket closes; the session ends with it."""
-    receiver = Receiver(flush=flush, queue=endpoint.flush_queue, write=ws.send_str)
+    abort = _Abort()
+    # No shared flush queue: an ASGI send may wait (the server's buffer for a client that
+    # stopped reading is full) and no congestion signal says so beforehand, so a woken
+    # session writes in a task of its own and one stalled client holds up nobody else.
+    receiver = Receiver(flush=flush, write=ws.send_str, abort=abort)
     session.attach(receiver)
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
@@ -456,6 +502,9 @@ async def _serve_websocket(
                 break
     except _SEND_ERRORS:
         close_code = CloseCode.INTERRUPTED
+    except asyncio.CancelledError:
+        if not abort.ours():
+            raise
     finally:
         session.transport_closed(close_code)
 

@@ -10,6 +10,7 @@ and exit status 2 (:class:`~sockjs_server.serving.CommandError`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import re
 from collections.abc import Callable
@@ -29,6 +30,8 @@ __all__ = [
     "add_web_server_argument",
     "serve_on_uvicorn",
     "serve_endpoints",
+    "serve_on_granian",
+    "serve_on_asgi_server",
     "add_server_arguments",
     "options_from_args",
     "serve",
@@ -114,20 +117,33 @@ def add_web_server_argument(parser: argparse.ArgumentParser) -> None:
     """``--server``: which web layer and server run the endpoints."""
     parser.add_argument(
         "--server",
-        choices=("aiohttp", "uvicorn"),
+        choices=("aiohttp", "uvicorn", "granian"),
         default="aiohttp",
-        help="aiohttp (default), or the ASGI layer on uvicorn (pip install 'sockjs-server[uvicorn]'); "
-        "uvicorn is faster on the HTTP transports, see bench/RESULTS.md",
+        help="aiohttp (default), or the ASGI layer on uvicorn (pip install 'sockjs-server[uvicorn]') "
+        "or on granian (pip install 'sockjs-server[granian]'); see bench/RESULTS.md",
     )
 
 
 def serve_on_uvicorn(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:
     """``--server uvicorn``: the endpoints as ASGI apps on uvicorn."""
+    serve_on_asgi_server("uvicorn", endpoints, args, labels)
+
+
+def serve_on_granian(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:
+    """``--server granian``: the endpoints as ASGI apps on granian."""
+    serve_on_asgi_server("granian", endpoints, args, labels)
+
+
+def serve_on_asgi_server(
+    server: str, endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]
+) -> None:
+    """The endpoints as ASGI apps on ``server`` (``uvicorn`` or ``granian``, the optional extra of that name)."""
     try:
         from .asgi import SockJSApp
-        from .asgi_uvicorn import serve as serve_asgi
+
+        serve_asgi = importlib.import_module(f"sockjs_server.asgi_{server}").serve
     except ImportError:
-        raise CommandError("--server uvicorn needs uvicorn: pip install 'sockjs-server[uvicorn]'") from None
+        raise CommandError(f"--server {server} needs {server}: pip install 'sockjs-server[{server}]'") from None
     if getattr(args, "metrics_path", None):
         raise CommandError("--metrics-path is served by --server aiohttp only")
     routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in endpoints}
@@ -137,8 +153,8 @@ def serve_on_uvicorn(endpoints: list[tuple[str, Handler, Options]], args: argpar
 def serve_endpoints(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:
     """Serve ``endpoints`` (prefix, handler, options) on the web server ``--server`` names."""
     server = getattr(args, "server", "aiohttp")
-    if server == "uvicorn":
-        serve_on_uvicorn(endpoints, args, labels)
+    if server in ("uvicorn", "granian"):
+        serve_on_asgi_server(server, endpoints, args, labels)
         return
     if server != "aiohttp":
         raise CommandError(f"--server {server} cannot serve this command yet")
@@ -161,10 +177,10 @@ def _echo_run(args: argparse.Namespace) -> None:
     from .testserver import echo
 
     setup_logging(args)
-    if args.server == "uvicorn":
+    if args.server != "aiohttp":
         if not args.prefix.startswith("/") or args.prefix.endswith("/"):
             raise CommandError(f"bad --prefix: prefix must start with '/' and not end with '/': {args.prefix!r}")
-        serve_on_uvicorn([(args.prefix, echo, options_from_args(args))], args, {args.prefix: "SockJS echo"})
+        serve_on_asgi_server(args.server, [(args.prefix, echo, options_from_args(args))], args, {args.prefix: "SockJS echo"})
         return
     app = web.Application()
     try:

@@ -67,3 +67,45 @@ class UvicornServer(BaseTestServer):
             assert self._task is not None
             await self._task
             self._closed = True
+
+
+class GranianServer(BaseTestServer):
+    """``app`` on granian (embedded in the test's loop) at a free port on 127.0.0.1."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        super().__init__(host="127.0.0.1")
+        self.app = app
+        self.options = options
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _make_runner(self, **kwargs: Any) -> Any:  # pragma: no cover - not an aiohttp app
+        raise NotImplementedError
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+        if self._server is not None:
+            return
+        from sockjs_server.asgi_granian import Server as Granian
+
+        app = self.app
+        apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+        options = {"log_level": "warning", **self.options}
+        server = self._server = Granian(app, apps, host=self.host, port=0, **options)
+        self._task = asyncio.get_running_loop().create_task(server.serve())
+        await asyncio.wait({self._task, asyncio.ensure_future(server.started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task.done():
+            self._task.result()
+        self.port = server.port
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def close(self) -> None:
+        if self._server is not None and not self._closed:
+            self._server.stop()
+            assert self._task is not None
+            await self._task
+            self._closed = True

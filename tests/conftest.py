@@ -14,8 +14,23 @@ from sockjs_client import AppServer, Serve, Served, SockJSClient, echo
 from sockjs_server import Handler, Options, add_endpoint
 from sockjs_server.testserver import make_app, make_asgi_app
 
-LAYERS = [layer for layer in os.environ.get("SOCKJS_TEST_LAYERS", "aiohttp,asgi").split(",") if layer]
-"""The web layers the protocol tests run on (aiohttp, and the ASGI app served by uvicorn)."""
+LAYERS = [layer for layer in os.environ.get("SOCKJS_TEST_LAYERS", "aiohttp,asgi,granian").split(",") if layer]
+"""The web layers the protocol tests run on: ``aiohttp``, ``asgi`` (the ASGI app served by uvicorn),
+``granian`` (the ASGI app served by granian)."""
+
+ASGI_SERVERS = {"asgi": "uvicorn", "granian": "granian"}
+"""ASGI layer name -> the server package that serves it."""
+
+
+def asgi_test_server(layer: str, app: Any) -> Any:
+    """``app`` served by the layer's ASGI server, as an aiohttp test server."""
+    if layer == "granian":
+        from asgi_server import GranianServer
+
+        return GranianServer(app)
+    from asgi_server import UvicornServer
+
+    return UvicornServer(app)
 
 # A killed test run (SIGTERM, SIGHUP) takes the servers it started with it.
 process_cleanup.install()
@@ -23,9 +38,9 @@ process_cleanup.install()
 
 @pytest.fixture(params=LAYERS)
 def layer(request: pytest.FixtureRequest) -> str:
-    """The web layer under test: ``aiohttp`` or ``asgi`` (on uvicorn)."""
-    if request.param == "asgi":
-        pytest.importorskip("uvicorn")
+    """The web layer under test: ``aiohttp``, ``asgi`` (on uvicorn) or ``granian``."""
+    if request.param in ASGI_SERVERS:
+        pytest.importorskip(ASGI_SERVERS[request.param])
     return str(request.param)
 
 
@@ -42,14 +57,13 @@ def serve(aiohttp_client: Any, layer: str) -> Serve:
         cancel_handlers: bool = False,
         **options: Any,
     ) -> Served:
-        if layer == "asgi":
+        if layer in ASGI_SERVERS:
             if middlewares or cancel_handlers:
                 pytest.skip("aiohttp middlewares and handler cancellation: aiohttp layer only")
-            from asgi_server import UvicornServer
             from sockjs_server.asgi import SockJSApp, SockJSRouter
 
             sockjs = SockJSApp(handler, options=Options(**options), prefix=prefix)
-            http = await aiohttp_client(UvicornServer(SockJSRouter({prefix: sockjs}) if prefix else sockjs))
+            http = await aiohttp_client(asgi_test_server(layer, SockJSRouter({prefix: sockjs}) if prefix else sockjs))
             return Served(http, sockjs.endpoint, SockJSClient(http, prefix))
         app = web.Application(middlewares=middlewares)
         endpoint = add_endpoint(app, prefix, handler, options=Options(**options))
@@ -62,10 +76,8 @@ def serve(aiohttp_client: Any, layer: str) -> Serve:
 @pytest.fixture
 async def testserver(aiohttp_client: Any, layer: str) -> TestClient:
     """The conformance test server (``/echo``, ``/close``, ``/cookie_needed_echo``, ...), on each web layer."""
-    if layer == "asgi":
-        from asgi_server import UvicornServer
-
-        return await aiohttp_client(UvicornServer(make_asgi_app(sockjs_url="/static/sockjs.js")))
+    if layer in ASGI_SERVERS:
+        return await aiohttp_client(asgi_test_server(layer, make_asgi_app(sockjs_url="/static/sockjs.js")))
     return await aiohttp_client(AppServer(make_app(sockjs_url="/static/sockjs.js")))
 
 

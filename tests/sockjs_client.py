@@ -46,11 +46,23 @@ async def still_pending(aw: asyncio.Future[Any], grace: float = 2 * UNIT) -> boo
 
 
 def aiohttp_only(layer: str, why: str) -> None:
-    """Skip on the ASGI layer a behaviour that its server (uvicorn), not this package, decides."""
+    """Skip on the ASGI layers a test of the aiohttp layer's own API."""
     if layer != "aiohttp":
         import pytest
 
-        pytest.skip(f"ASGI server's own behaviour: {why}")
+        pytest.skip(f"aiohttp layer only: {why}")
+
+
+def server_decides(layer: str, *, uvicorn: str | None = None, granian: str | None = None) -> None:
+    """Skip on an ASGI layer whose server, not this package, decides the behaviour under test.
+
+    ``uvicorn`` and ``granian`` say what that server does instead; a layer without a reason runs the test.
+    """
+    why = {"asgi": ("uvicorn", uvicorn), "granian": ("granian", granian)}.get(layer)
+    if why is not None and why[1] is not None:
+        import pytest
+
+        pytest.skip(f"{why[0]}'s own behaviour: {why[1]}")
 
 
 def new_id() -> str:

@@ -119,7 +119,7 @@ async def test_a_slow_but_steady_reader_outlives_send_timeout(serve: Serve) -> N
 # -- a client that stops reading is closed, with bounded memory ------------------------------------
 
 
-async def test_websocket_client_that_stops_reading_is_closed_as_slow_consumer(serve: Serve) -> None:
+async def test_websocket_client_that_stops_reading_is_closed_as_slow_consumer(serve: Serve, layer: str) -> None:
     done: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
     peak = 0
 
@@ -145,6 +145,8 @@ async def test_websocket_client_that_stops_reading_is_closed_as_slow_consumer(se
         assert peak <= 64 * 1024 + 10_002
         assert session.queued_bytes == 0
         conn.writer.transport.resume_reading()  # type: ignore[attr-defined]
+        if layer != "aiohttp":
+            return  # ASGI has no abort: uvicorn and granian send what they buffered, then close
         # The connection was reset, not left to trickle its buffers to a client that does not read.
         try:
             while await bounded(conn.reader.read(65536)):

@@ -8,7 +8,6 @@ import aiohttp
 import pytest
 
 from sockjs_client import (
-    aiohttp_only,
     HEARTBEAT,
     OPEN,
     UNIT,
@@ -18,6 +17,7 @@ from sockjs_client import (
     closing,
     messages,
     new_id,
+    server_decides,
     still_pending,
 )
 from sockjs_server import Session, SessionClosed
@@ -235,7 +235,10 @@ async def test_websocket_gets_heartbeats(serve: Serve) -> None:
 
 
 async def test_raw_websocket_gets_pings_instead(serve: Serve, layer: str) -> None:
-    aiohttp_only(layer, "websocket pings are uvicorn's --ws-ping-interval, not per endpoint")
+    server_decides(
+        layer, uvicorn="websocket pings are its --ws-ping-interval, not per endpoint",
+        granian="it sends no websocket pings and has no setting for them",
+    )  # fmt: skip
     served = await serve(heartbeat_delay=BEAT)
     ws = await served.client.raw_websocket(autoping=False)
     msg = await bounded(ws.receive())

@@ -65,7 +65,7 @@ async def test_iframe_page_uses_the_given_sockjs_url(testserver: TestClient) -> 
 
 # -- the command, as a process: ``sockjs-server testserver --server ...`` ---------------------------
 
-SERVERS = ["aiohttp", "uvicorn"]
+SERVERS = ["aiohttp", "uvicorn", "granian"]
 
 
 async def start_testserver(server: str) -> tuple[asyncio.subprocess.Process, str]:

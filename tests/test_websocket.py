@@ -14,7 +14,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sockjs_client import (
-    aiohttp_only,
     OPEN,
     UNIT,
     WS_ACCEPT,
@@ -30,6 +29,7 @@ from sockjs_client import (
     raw_ws_handshake,
     read_ws_frame,
     reply_of,
+    server_decides,
     ws_frame,
 )
 from sockjs_server import Endpoint, Session
@@ -59,7 +59,11 @@ async def test_connection_header_without_upgrade_is_400(testserver: TestClient) 
 @pytest.mark.parametrize("headers", [{"Upgrade": "WebSocket", "Connection": "Upgrade"}, {}])
 async def test_post_is_a_bare_405(testserver: TestClient, headers: dict[str, str], layer: str) -> None:
     if headers:
-        aiohttp_only(layer, "uvicorn hands a POST with Upgrade headers to its websocket library, which answers 405 with a text body of its own")
+        server_decides(
+            layer,
+            uvicorn="it hands a POST with Upgrade headers to its websocket library, which answers 405 with a text body of its own",
+            granian="it refuses a POST with Upgrade headers with 400 (No \"Sec-WebSocket-Key\" header)",
+        )  # fmt: skip
     reply = await reply_of(await testserver.post("/echo/0/0/websocket", headers=headers))
     assert reply.status == 405
     assert reply.header("Allow")
@@ -100,7 +104,7 @@ async def test_upgrade_on_a_static_url_gets_the_plain_answer(testserver: TestCli
 
 
 async def test_upgrade_on_a_plain_url_leaves_the_connection_usable(testserver: TestClient, layer: str) -> None:
-    aiohttp_only(layer, "uvicorn closes the connection after a refused upgrade")
+    server_decides(layer, uvicorn="it closes the connection after a refused upgrade")
     server = testserver.server
     async with await RawHTTP.connect(str(server.host), int(server.port or 0)) as conn:
         head = await raw_ws_handshake(conn, "/echo/000/x/xhr")
@@ -219,7 +223,8 @@ async def test_raw_binary_frames_close_with_1003(echo_client: SockJSClient) -> N
     assert ws.close_code == 1003
 
 
-async def test_invalid_utf8_closes_with_1007(serve: Serve) -> None:
+async def test_invalid_utf8_closes_with_1007(serve: Serve, layer: str) -> None:
+    server_decides(layer, granian="it checks UTF-8 itself and closes with an empty close frame, not 1007")
     recorder = Recorder()
     served = await serve(recorder)
     async with await RawHTTP.connect(served.host, served.port) as conn:
