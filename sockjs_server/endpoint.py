@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from .framing import encode_message
 from .options import Options, WebsocketProfile
-from .session import FlushQueue, Handler, Session
+from .session import FlushQueue, Handler, Session, push_to_all
 from .state import CLOSE_REASONS, CloseCode
 from .stats import EndpointCounters
 
@@ -84,10 +84,12 @@ class Endpoint:
     def broadcast_nowait(self, message: str, *, exclude: Collection[Session] = ()) -> None:
         """Synchronous :meth:`broadcast`."""
         encoded = encode_message(message)
-        for session in list(self._live):
-            if session in exclude:
-                continue
-            session.push_encoded(message if session._raw else encoded)
+        if not self._live:
+            return
+        sessions: Iterable[Session] = list(self._live)
+        if exclude:
+            sessions = [session for session in sessions if session not in exclude]
+        push_to_all(sessions, encoded, message, self.counters)
 
     def stats(self) -> dict[str, object]:
         """Counters and gauges of this endpoint, as plain data (see :mod:`sockjs_server.metrics`)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from http.cookies import CookieError, SimpleCookie
@@ -23,16 +23,18 @@ from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
 from .framing import encode_message
 from .options import Options
-from .state import CLOSE_REASONS, Attach, CloseCode, SessionState, State
+from .state import CLOSE_REASONS, PUSH_OVERFLOW, Attach, CloseCode, SessionState, State
 from .stats import EndpointCounters
 
-__all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed", "SessionOwner"]
+__all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed", "SessionOwner", "push_to_all"]
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[["Session"], Awaitable[None]]
 """An application handler: run once per session, from open to close."""
 
+
+_CLOSED = State.CLOSED  # a global: enum class attributes are slow to look up on the hot paths
 
 _NO_MESSAGES: deque[str | bytes] = deque(maxlen=0)
 """Shared empty inbox of sessions that have not received anything yet (never appended to)."""
@@ -168,18 +170,6 @@ class Receiver:
             self.flushing = False
             self._task = None
 
-    async def _flush_queued(self) -> None:
-        """Called by the :class:`FlushQueue` (``flushing`` is already set)."""
-        if self._congested is not None and self._congested():
-            # A slow client must not hold up the others: it waits in a task of its own.
-            self._spawn()
-            return
-        assert self._flush is not None
-        try:
-            await self._flush()
-        finally:
-            self.flushing = False
-
 
 class FlushQueue:
     """Websocket receivers woken during a loop turn, written by one task.
@@ -208,8 +198,20 @@ class FlushQueue:
             while self._dirty:
                 batch, self._dirty = self._dirty, []
                 for index, receiver in enumerate(batch):
+                    # Each receiver's flush is awaited here directly (no coroutine of the
+                    # receiver's own around it): this runs once per session a broadcast wakes.
                     try:
-                        await receiver._flush_queued()
+                        congested = receiver._congested
+                        if congested is not None and congested():
+                            # A slow client must not hold up the others: it waits in a task of its own.
+                            receiver._spawn()
+                            continue
+                        flush = receiver._flush
+                        assert flush is not None
+                        try:
+                            await flush()
+                        finally:
+                            receiver.flushing = False
                     except Exception:
                         logger.exception("websocket flush failed")
                 batch = []
@@ -574,17 +576,37 @@ class Session:
     def push_encoded(self, encoded: str | bytes) -> None:
         """Queue a message already encoded with :func:`~sockjs_server.framing.encode_message`
         (raw websocket sessions take the plain text, or bytes for a binary message).
-        Broadcasts encode once and call this."""
+        Broadcasts encode once and use :func:`push_to_all`."""
+        size = len(encoded)
         counters = self._counters
         counters.messages_out += 1
-        counters.bytes_out += len(encoded)
+        counters.bytes_out += size
+        queued = self._push(encoded, size, self._loop.time())
+        if queued > counters.queued_bytes_high_water:
+            counters.queued_bytes_high_water = queued
+
+    def _push(self, encoded: str | bytes, size: int, now: float) -> int:
+        """Queue without counting (the caller counts); answers as :meth:`SessionState.push_sized`.
+
+        Every message goes through here: a message that only joins the queue
+        changes nothing but the queue, so only the receiver is woken (once: a
+        websocket receiver already flushing picks it up), and the timer is re-armed
+        only when the queue was empty and the take deadline that just started is
+        due before it.
+        """
         state = self._state
-        if not state.push(encoded, self._loop.time()):
-            counters.slow_consumer_closes += 1
+        queued = state.push_sized(encoded, size, now)
+        if queued >= 0:
+            receiver = self._receiver
+            if receiver is not None and not receiver.flushing:
+                receiver.wake()
+            if queued == size and (self._timer is None or now + state.send_timeout < self._timer_at):
+                self._schedule()
+        elif queued == PUSH_OVERFLOW:
+            self._counters.slow_consumer_closes += 1
             self._log.warning("send queue overflow, closing")
-        elif state.queued_bytes > counters.queued_bytes_high_water:
-            counters.queued_bytes_high_water = state.queued_bytes
-        self._after_change()
+            self._after_change()
+        return queued
 
     def attach(self, receiver: Receiver) -> Attach:
         """A receiving connection asks for this session's frames."""
@@ -610,18 +632,24 @@ class Session:
 
     def next_frame(self) -> str | None:
         """The next frame for the attached receiver, or ``None``."""
-        frame = self._state.next_frame(self._loop.time())
+        state = self._state
+        now = self._loop.time()
+        frame = state.next_frame(now)
         if frame is not None:
-            # The next heartbeat may now be due before the armed timer (a take deadline).
-            self._schedule()
+            # The next heartbeat (now its only deadline) may be due before the armed timer.
+            if self._timer is None or now + state.heartbeat_delay < self._timer_at:
+                self._schedule()
             if self._writable is not None:
                 self._taken()
         return frame
 
     def take_raw(self) -> list[str | bytes]:
         """Everything queued, as plain texts or bytes (binary messages) (raw websocket)."""
-        queue = self._state.take_queue(self._loop.time())
-        self._schedule()
+        state = self._state
+        now = self._loop.time()
+        queue = state.take_queue(now)
+        if self._timer is None or now + state.heartbeat_delay < self._timer_at:
+            self._schedule()  # as in next_frame
         if self._writable is not None:
             self._taken()
         return queue
@@ -731,7 +759,7 @@ class Session:
             self._wake_receiver()
         if state.closed_for_app:
             self._closing()
-        if state.state is State.CLOSED:
+        if state.state is _CLOSED:
             self._finish()
         else:
             self._schedule()
@@ -792,3 +820,32 @@ class Session:
 def _cancel_task(task: asyncio.Task[None]) -> None:
     if not task.done():
         task.cancel()
+
+
+def push_to_all(sessions: Iterable[Session], encoded: str, message: str, counters: EndpointCounters) -> None:
+    """Queue one broadcast message for every session of ``sessions`` (a snapshot: pushing
+    may close a session): ``encoded`` for SockJS sessions, ``message`` as it is for raw
+    websocket ones.
+
+    The clock is read once and the counters updated once for all of them (a
+    broadcast counts once per session, as :meth:`Session.push_encoded` does).
+    """
+    size = len(encoded)
+    raw_size = len(message)
+    framed = raw = 0
+    high = counters.queued_bytes_high_water
+    now = -1.0
+    for session in sessions:
+        if now < 0.0:
+            now = session._loop.time()
+        if session._raw:
+            raw += 1
+            queued = session._push(message, raw_size, now)
+        else:
+            framed += 1
+            queued = session._push(encoded, size, now)
+        if queued > high:
+            high = queued
+    counters.messages_out += framed + raw
+    counters.bytes_out += framed * size + raw * raw_size
+    counters.queued_bytes_high_water = high

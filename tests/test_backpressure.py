@@ -16,6 +16,7 @@ from sockjs_client import (
     Recorder,
     Serve,
     bounded,
+    messages,
     new_id,
     raw_ws_handshake,
     read_ws_frame,
@@ -153,6 +154,34 @@ async def test_websocket_client_that_stops_reading_is_closed_as_slow_consumer(se
                 pass
         except ConnectionResetError:
             pass
+
+
+async def test_broadcasts_to_a_websocket_that_stops_reading_close_it_as_slow_consumer(serve: Serve) -> None:
+    recorder = Recorder(echo=False)
+    # Broadcasts never wait: only the take deadline (not the queue limit) can end this one.
+    served = await serve(recorder, send_timeout=5 * UNIT, max_queue_bytes=256 * 1024 * 1024)
+    async with await RawHTTP.connect(served.host, served.port) as conn:
+        sock = conn.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        head = await raw_ws_handshake(conn, served.client.url(new_id(), "websocket"))
+        assert head.status == 101
+        assert await read_ws_frame(conn) == (1, b"o")
+        conn.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        stuck = await recorder.next_session()
+        reading = await served.client.open_xhr()
+        chunk = "b" * 50_000
+
+        async def broadcast_until_closed() -> None:
+            while not stuck.closed:
+                served.endpoint.broadcast_nowait(chunk)
+                assert await served.client.xhr_frame(reading) == messages(chunk)
+
+        await bounded(broadcast_until_closed())
+        assert (stuck.close_code, stuck.close_reason) == (3001, "Slow consumer")
+        assert stuck.queued_bytes == 0
+    # The reading session was served all along and still is.
+    served.endpoint.broadcast_nowait("after")
+    assert await served.client.xhr_frame(reading) == messages("after")
 
 
 async def test_send_nowait_never_waits(serve: Serve) -> None:

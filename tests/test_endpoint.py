@@ -24,6 +24,7 @@ from sockjs_client import (
     reply_of,
 )
 from sockjs_server import ENDPOINTS, Endpoint, Options, Session, add_endpoint
+from sockjs_server.framing import encode_message
 
 
 async def test_endpoints_of_one_app_are_isolated(aiohttp_client: Any) -> None:
@@ -115,6 +116,30 @@ async def test_broadcast_reaches_every_open_session_once(serve: Serve) -> None:
         served.endpoint.broadcast_nowait("plain")
         assert await bounded(raw.receive_str()) == "plain"
         await raw.close()
+
+
+async def test_broadcast_counts_once_per_session_reached(serve: Serve) -> None:
+    recorder = Recorder()
+    served = await serve(recorder)
+    client = served.client
+    polling = [await client.open_xhr(), await client.open_xhr()]
+    excluded = await client.open_xhr()
+    raw = await client.raw_websocket()
+    sessions = [await recorder.next_session() for _ in range(4)]
+    excluded_session = next(session for session in sessions if session.id == excluded)
+    counters = served.endpoint.counters
+    messages_out, bytes_out = counters.messages_out, counters.bytes_out
+    text = 'news "today" é'
+    served.endpoint.broadcast_nowait(text, exclude={excluded_session})
+    # Two polling sessions get it JSON-encoded, the raw websocket as it is.
+    assert counters.messages_out - messages_out == 3
+    assert counters.bytes_out - bytes_out == 2 * len(encode_message(text)) + len(text)
+    # It waits in the polling sessions' queues until they poll.
+    assert counters.queued_bytes_high_water >= len(encode_message(text))
+    for session_id in polling:
+        assert await client.xhr_frame(session_id) == messages(text)
+    assert await bounded(raw.receive_str()) == text
+    await raw.close()
 
 
 async def test_broadcast_skips_closed_sessions(serve: Serve) -> None:

@@ -186,6 +186,7 @@ async def test_broadcast_to_a_stuck_session_closes_only_that_one(serve: Serve) -
         assert await served.client.xhr_frame(reading) == messages(f"b{i}")
     await served.endpoint.broadcast("b3")
     assert stuck_session.close_code == 3001
+    assert served.endpoint.counters.slow_consumer_closes == 1
     assert not reading_session.closed
     assert await served.client.xhr_frame(reading) == messages("b3")
     assert await served.client.xhr_frame(stuck) == closing(3001, "Send queue overflow")

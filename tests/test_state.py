@@ -11,6 +11,8 @@ from sockjs_server.state import (
     Attach,
     CloseCode,
     Event,
+    PUSH_IGNORED,
+    PUSH_OVERFLOW,
     IllegalTransition,
     SessionState,
     State,
@@ -354,6 +356,35 @@ def test_queue_exactly_at_the_limit_is_fine() -> None:
     assert drain(state, T0) == ['a["xxxxxxxxxx"]']
     # Sending empties the queue: the limit is on what is waiting, not on the total.
     assert state.push(encode_message("y" * 10), 0.0) is True
+
+
+def test_push_sized_answers_the_bytes_queued() -> None:
+    state = opened(T0, max_bytes=20)
+    assert state.push_sized('"abc"', 5, T0) == 5
+    assert state.push_sized('"defgh"', 7, T0) == 12
+    assert state.push_sized('"' + "x" * 10 + '"', 12, T0) == PUSH_OVERFLOW
+    assert (state.close_code, state.queued_bytes) == (CloseCode.QUEUE_OVERFLOW, 0)
+    # Once closing, nothing more is queued.
+    assert state.push_sized('"late"', 6, T0) == PUSH_IGNORED
+    assert state.queued_bytes == 0
+
+
+def test_the_first_waiting_message_starts_the_take_deadline() -> None:
+    state = SessionState(
+        T0, heartbeat_delay=HEARTBEAT, disconnect_delay=DISCONNECT, max_queue_bytes=1000, max_queue_messages=100,
+        send_timeout=3.0,
+    )  # fmt: skip
+    state.attach(T0)
+    assert state.next_frame(T0) == "o"
+    assert state.next_deadline() == T0 + HEARTBEAT
+    state.push_sized('"a"', 3, T0 + 1)
+    assert state.next_deadline() == T0 + 4
+    # Messages joining it do not move it (the session re-arms its timer only for the first).
+    state.push_sized('"b"', 3, T0 + 2)
+    assert state.next_deadline() == T0 + 4
+    assert state.tick(T0 + 4) is False
+    assert state.slow_consumer
+    assert (state.close_code, state.close_reason) == (3001, "Slow consumer")
 
 
 def test_take_queue_hands_over_raw_messages() -> None:
