@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -84,9 +84,7 @@ class Endpoint:
     def broadcast_nowait(self, message: str, *, exclude: Collection[Session] = ()) -> None:
         """Synchronous :meth:`broadcast`."""
         encoded = encode_message(message)
-        if not self._live:
-            return
-        sessions: Iterable[Session] = list(self._live)
+        sessions = list(self._live)
         if exclude:
             sessions = [session for session in sessions if session not in exclude]
         push_to_all(sessions, encoded, message, self.counters)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from http.cookies import CookieError, SimpleCookie
@@ -633,6 +633,8 @@ class Session:
     def next_frame(self) -> str | None:
         """The next frame for the attached receiver, or ``None``."""
         state = self._state
+        if not state.has_frame():
+            return None  # a flush's last call: no clock read
         now = self._loop.time()
         frame = state.next_frame(now)
         if frame is not None:
@@ -822,30 +824,31 @@ def _cancel_task(task: asyncio.Task[None]) -> None:
         task.cancel()
 
 
-def push_to_all(sessions: Iterable[Session], encoded: str, message: str, counters: EndpointCounters) -> None:
+def push_to_all(sessions: Sequence[Session], encoded: str, message: str, counters: EndpointCounters) -> None:
     """Queue one broadcast message for every session of ``sessions`` (a snapshot: pushing
     may close a session): ``encoded`` for SockJS sessions, ``message`` as it is for raw
     websocket ones.
 
     The clock is read once and the counters updated once for all of them (a
-    broadcast counts once per session, as :meth:`Session.push_encoded` does).
+    broadcast counts once per session, as :meth:`Session.push_encoded` does):
+    per session, only the high-water mark is compared.
     """
+    if not sessions:
+        return
     size = len(encoded)
     raw_size = len(message)
-    framed = raw = 0
+    raw = 0
     high = counters.queued_bytes_high_water
-    now = -1.0
+    now = sessions[0]._loop.time()
     for session in sessions:
-        if now < 0.0:
-            now = session._loop.time()
         if session._raw:
             raw += 1
             queued = session._push(message, raw_size, now)
         else:
-            framed += 1
             queued = session._push(encoded, size, now)
         if queued > high:
             high = queued
+    framed = len(sessions) - raw
     counters.messages_out += framed + raw
     counters.bytes_out += framed * size + raw * raw_size
     counters.queued_bytes_high_water = high
