@@ -124,6 +124,32 @@ SERVERS: dict[str, Server] = {
             default=False,
         ),
         Server(
+            "ours-granian",
+            "sockjs_server ASGI on granian",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port),
+                              "--server", "granian"],
+            lambda: {"PYTHONPATH": OURS_PATH[0]},
+            skip=frozenset({"stomp-rabbitmq"}),
+            default=False,
+        ),
+        Server(
+            "candidate-asgi",
+            "candidate ASGI on uvicorn",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port)],
+            lambda: {"PYTHONPATH": CANDIDATE[0]},
+            skip=frozenset({"stomp-rabbitmq"}),
+            default=False,
+        ),
+        Server(
+            "candidate-granian",
+            "candidate ASGI on granian",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port),
+                              "--server", "granian"],
+            lambda: {"PYTHONPATH": CANDIDATE[0]},
+            skip=frozenset({"stomp-rabbitmq"}),
+            default=False,
+        ),
+        Server(
             "candidate",
             "sockjs_server candidate",
             lambda port, sc: [_py(), str(BENCH / "servers" / "ours_server.py"), "--host", HOST, "--port", str(port),
@@ -163,6 +189,11 @@ SERVERS: dict[str, Server] = {
         ),
     ]
 }
+
+OUR_VARIANTS = ("ours-uvloop", "ours-asgi", "ours-granian", "candidate", "candidate-asgi", "candidate-granian")
+"""Servers running sockjs_server besides "ours": each gets a ratio against sockjs-node."""
+BASELINE = {"candidate": "ours", "candidate-asgi": "ours-asgi", "candidate-granian": "ours-granian"}
+"""A candidate server and the same server of this checkout (a ratio column when both run)."""
 
 # ------------------------------------------------------------------ scenarios
 
@@ -440,22 +471,41 @@ def ours_available() -> str | None:
     return None
 
 
+def _lock_paths() -> list[Path]:
+    """This checkout's lock file and those of the repository's other worktrees: a run from any
+    checkout of the repository shares the same two cores."""
+    paths = {WORK / "bench.lock"}
+    listing = subprocess.run(["git", "-C", str(REPO), "worktree", "list", "--porcelain"], capture_output=True, text=True)
+    for line in listing.stdout.splitlines():
+        if line.startswith("worktree "):
+            other = Path(line.removeprefix("worktree ")) / "bench" / ".work" / "bench.lock"
+            if other.exists():
+                paths.add(other.resolve())
+    return sorted(paths)  # one order for every run: no two runs wait for each other's second lock
+
+
 def exclusive_machine(log: Callable[[str], None]) -> object:
     """Hold a lock for the whole run: two benchmark runs at once would share the cores and
-    halve each other's numbers, so a second run waits for the first."""
+    halve each other's numbers, so a second run waits for the first (also one started from
+    another worktree of the repository)."""
     WORK.mkdir(parents=True, exist_ok=True)
-    lock = open(WORK / "bench.lock", "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        log(f"another benchmark run holds {lock.name} ({lock.read().strip() or 'unknown'}): waiting for it to end")
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
-    lock.flush()
-    return lock  # keep it open: closing it releases the lock
+    own = (WORK / "bench.lock").resolve()
+    held = []
+    for path in _lock_paths():
+        lock = open(path, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            log(f"another benchmark run holds {path} ({lock.read().strip() or 'unknown'}): waiting for it to end")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        held.append(lock)
+        if path == own:
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"pid {os.getpid()}: {' '.join(sys.argv)}\n")
+            lock.flush()
+    return held  # keep them open: closing them releases the locks
 
 
 def raise_fd_limit(log: Callable[[str], None]) -> int:
@@ -535,6 +585,11 @@ def render_tables(summary: dict[str, dict[str, dict[str, Any]]], servers: list[s
         head += ["ours vs sockjs-node", "ours vs aio-libs", "ours vs bare aiohttp", "ours vs sockjs-node per CPU-s"]
     else:
         head += ["aio-libs vs sockjs-node"]
+    # Our other servers (the ASGI layer, a candidate checkout) against sockjs-node, and a candidate
+    # against the same server of this checkout.
+    extra = [(s, "sockjs-node") for s in servers if s in OUR_VARIANTS and "sockjs-node" in servers]
+    extra += [(s, BASELINE[s]) for s in servers if s in BASELINE and BASELINE[s] in servers]
+    head += [f"{s} vs {peer}" for s, peer in extra]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for sk, per in summary.items():
@@ -556,6 +611,8 @@ def render_tables(summary: dict[str, dict[str, dict[str, Any]]], servers: list[s
             row.append(fmt_ratio(advantage(pc.get("ours"), pc.get("sockjs-node"), True)) if sc.higher_is_better else "")
         else:
             row.append(fmt_ratio(advantage(val.get("aio-libs"), val.get("sockjs-node"), sc.higher_is_better)))
+        for s, peer in extra:
+            row.append(fmt_ratio(advantage(val.get(s), val.get(peer), sc.higher_is_better)))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -661,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-install", action="store_true", help="use bench/.envs as it is")
     ap.add_argument("--candidate", metavar="PATH", default=None,
                     help="another checkout of the repository (e.g. a git worktree with an optimisation) "
-                    "measured as server 'candidate' next to the others")
+                    "measured as server 'candidate' next to the others (or 'candidate-asgi', 'candidate-granian' "
+                    "given in --servers: its ASGI layer on uvicorn or granian)")
     ap.add_argument("--metrics", action="store_true",
                     help="server 'ours' also mounts its Prometheus metrics route (counters are always kept); "
                     "compare with --candidate to measure what metrics cost")
@@ -684,9 +742,9 @@ def main(argv: list[str] | None = None) -> int:
         OURS_EXTRA[:] = ["--metrics-path", "/metrics"]
     if args.candidate:
         CANDIDATE[0] = str(Path(args.candidate).resolve())
-        if "candidate" not in servers:
+        if not any(s.startswith("candidate") for s in servers):
             servers.insert(1, "candidate")
-    elif "candidate" in servers:
+    elif any(s.startswith("candidate") for s in servers):
         ap.error("--servers candidate needs --candidate PATH")
     for name in scen:
         if name not in SCENARIOS:

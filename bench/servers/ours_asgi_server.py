@@ -1,8 +1,8 @@
-"""sockjs_server's ASGI layer on uvicorn (httptools, uvloop) with the benchmark's endpoints.
+"""sockjs_server's ASGI layer on uvicorn (httptools, uvloop) or granian with the benchmark's endpoints.
 
 The same /echo, /broadcast (and /stomp when the STOMP layer is there) and settings as
 ours_server.py, as SockJSApps behind one SockJSRouter.  Usage (repository on PYTHONPATH):
-    python ours_asgi_server.py --host 127.0.0.1 --port 8080
+    python ours_asgi_server.py --host 127.0.0.1 --port 8080 [--server granian]
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 
 from sockjs_server import Options, Session
 from sockjs_server.asgi import SockJSApp, SockJSRouter
-from sockjs_server.asgi_uvicorn import Server, config
 
 
 async def echo(session: Session) -> None:
@@ -24,6 +23,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
     args = parser.parse_args()
     # The same settings every server in the benchmark runs with.
     options = Options(heartbeat_delay=25.0, disconnect_delay=5.0, response_limit=128 * 1024, cookie_needed=False)
@@ -41,6 +41,18 @@ def main() -> None:
     except ImportError:
         pass
     router = SockJSRouter(routes)
+    if args.server == "granian":
+        from sockjs_server.asgi_granian import run
+
+        loop_factory = None
+        if args.loop == "uvloop":
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        run(router, router.apps, host=args.host, port=args.port, loop_factory=loop_factory, log_level="warning")
+        return
+    from sockjs_server.asgi_uvicorn import Server, config
+
     settings = config(router, host=args.host, port=args.port, loop=args.loop, access_log=False, log_level="warning")
     Server(settings, router.apps).run()
 
