@@ -2,18 +2,22 @@
 """Profile one of our servers' hot paths under a benchmark scenario with py-spy.
 
     python3 bench/profile.py --scenario ws-pingpong [--server ours] [--seconds 6] [--top 25]
+    python3 bench/profile.py --scenario xhr-polling --server ours-granian   # the ASGI layer (ours-asgi: uvicorn)
 
 Starts the server pinned to core 0, runs the scenario's load from core 1 (as compare.py
 does), samples the server with py-spy (installed into bench/.envs/py on first use), and
 prints the functions with the most samples: self time (where the CPU is spent) and
-inclusive time (what the time is spent under).  The collapsed stacks are kept in
-bench/.work/profiles/ for flame graphs.  Standard library only.
+inclusive time (what the time is spent under), and how the server's CPU time splits over its
+threads (granian parses HTTP in Rust threads that py-spy does not see).  The collapsed stacks
+are kept in bench/.work/profiles/ for flame graphs.  Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import os
 import subprocess
 import sys
 import threading
@@ -41,7 +45,8 @@ def _package(frame: str) -> str:
     where = frame.partition(" (")[2]
     if "selectors.py" in where and "select" in frame:
         return "idle (select)"
-    for key in ("sockjs_server/", "aiohttp/", "asyncio/", "multidict/", "yarl/", "json/"):
+    for key in ("sockjs_server/", "aiohttp/", "uvicorn/", "granian/", "httptools/", "websockets/", "asyncio/",
+                "multidict/", "yarl/", "json/"):
         if key in where:
             return key.rstrip("/")
     if "servers/" in where or "_server.py" in where:
@@ -79,10 +84,22 @@ def summarize(collapsed: Path, top: int, focus: str) -> str:
     return "\n".join(out)
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each thread of ``pid``, by thread name (summed over equal names)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: collections.Counter[str] = collections.Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[name] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return dict(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="ws-pingpong", choices=[k for k, s in compare.SCENARIOS.items() if not s.pending])
-    ap.add_argument("--server", default="ours", choices=["ours", "aio-libs", "bare"])
+    ap.add_argument("--server", default="ours", choices=["ours", "ours-asgi", "ours-granian", "aio-libs", "bare"])
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
@@ -109,16 +126,21 @@ def main() -> int:
             load = threading.Thread(target=lambda: result.update(compare.run_load(cfg, timeout=170)))
             load.start()
             time.sleep(1.5 if cfg["kind"] == "echo" else 3.0)
+            before, t0 = thread_cpu(pid), time.monotonic()
             # py-spy runs on the load generator's core, so it does not steal from the server
             subprocess.run(["taskset", "-c", compare.LOAD_CPU, str(pyspy), "record", "--pid", str(pid),
                             "--rate", str(args.rate), "--duration", str(int(args.seconds)), "--format", "raw",
                             "--nonblocking", "--output", str(collapsed)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            after, elapsed = thread_cpu(pid), time.monotonic() - t0
             load.join()
     finally:
         compare.stop_all()
     metric = result.get(sc.metric)
     print(f"{server.label}, {args.scenario}: {sc.metric} = {metric}, server CPU {result.get('server_cpu')}")
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    print("server CPU by thread while sampled (fraction of one core): "
+          + ", ".join(f"{name} {sec / elapsed:.2f}" for name, sec in sorted(used.items(), key=lambda kv: -kv[1]) if sec > 0))
     print(summarize(collapsed, args.top, args.focus))
     print(f"\ncollapsed stacks: {collapsed.relative_to(compare.REPO)}")
     return 0
