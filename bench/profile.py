@@ -104,7 +104,11 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--focus", default="sockjs_server", help="path fragment whose frames are listed first")
+    ap.add_argument("--checkout", metavar="PATH", default=None,
+                    help="profile the sockjs_server of another checkout (e.g. the state before a change)")
     args = ap.parse_args()
+    if args.checkout:
+        compare.OURS_PATH[0] = str(Path(args.checkout).resolve())
 
     machine_lock = compare.exclusive_machine(print)  # noqa: F841 (held until the process ends)
     compare.raise_fd_limit(print)
