@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
 from functools import cached_property, partial
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -40,8 +40,8 @@ from .dispatch import (
     websocket_refusal,
 )
 from .endpoint import Endpoint, checked_handler
-from .envelopes import Envelope, TransportKind
-from .http import NOT_FOUND, Answer
+from .envelopes import ENVELOPES, Envelope, TransportKind
+from .http import NO_CACHE, NOT_FOUND, TEXT_PLAIN, Answer
 from .options import Options, WebsocketProfile
 from .pump import (
     MESSAGE_TOO_BIG,
@@ -73,6 +73,44 @@ _SEND_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
 """What an ASGI server raises when writing to a connection that is gone."""
 
 
+class _Headers(Mapping[str, str]):
+    """The request headers read straight from the ASGI scope's list, case-insensitively.
+
+    A request reads two or three of them (Origin, Content-Length, Content-Type):
+    scanning the few raw pairs costs less than building a multidict of all of them.
+    ASGI servers give the names lowercased (as Starlette's ``Headers`` assumes too).
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = key.lower().encode("latin-1")
+        for raw_name, value in self._raw:
+            if raw_name == name:
+                return value.decode("latin-1")
+        return default
+
+    def getall(self, key: str, default: Any = ()) -> Any:
+        name = key.lower().encode("latin-1")
+        found = [value.decode("latin-1") for raw_name, value in self._raw if raw_name == name]
+        return found or default
+
+    def __getitem__(self, key: str) -> str:
+        value: str | None = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name.decode("latin-1") for name, _ in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 class AsgiRequest:
     """An ASGI scope seen as a :class:`~sockjs_server.http.RequestHead` (parsed on first use)."""
 
@@ -86,7 +124,11 @@ class AsgiRequest:
         return str(self.scope.get("method", "GET"))
 
     @cached_property
-    def headers(self) -> CIMultiDictProxy[str]:
+    def headers(self) -> _Headers:
+        return _Headers(self.scope["headers"])
+
+    def header_copy(self) -> CIMultiDictProxy[str]:
+        """All headers as a multidict of their own (what a session keeps)."""
         return CIMultiDictProxy(CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.scope["headers"]))
 
     @property
@@ -96,7 +138,7 @@ class AsgiRequest:
 
     @property
     def host(self) -> str:
-        host = self.headers.get("Host")
+        host: str | None = self.headers.get("Host")
         if host is not None:
             return host
         server = self.scope.get("server")
@@ -126,10 +168,26 @@ class AsgiRequest:
         return str(client[0]) if client else None
 
 
+_ENCODED: dict[str, bytes] = {
+    text: text.lower().encode() if text[0].isupper() and ":" not in text else text.encode()
+    for text in (
+        "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Vary", "Cache-Control",
+        "Content-Type", "X-Content-Type-Options", "Set-Cookie", "*", "true", "Origin", "nosniff",
+        NO_CACHE["Cache-Control"], TEXT_PLAIN,
+        *(envelope.content_type for envelope in ENVELOPES.values()),
+    )
+}  # fmt: skip
+"""Header names (lowercased) and constant values of the hot responses, encoded once."""
+
+
 def _raw_headers(headers: Mapping[str, str], length: int | None) -> list[tuple[bytes, bytes]]:
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    encoded = _ENCODED
+    raw = [
+        (encoded.get(name) or name.lower().encode("latin-1"), encoded.get(value) or value.encode("latin-1"))
+        for name, value in headers.items()
+    ]  # fmt: skip
     if length is not None:
-        raw.append((b"content-length", str(length).encode()))
+        raw.append((b"content-length", b"0" if not length else str(length).encode()))
     return raw
 
 
@@ -362,7 +420,7 @@ class SockJSApp:
         session = endpoint.get_session(session_id)
         if session is None:
             session = endpoint.new_session(
-                session_id, envelope.name, remote=request.remote, headers=request.headers,
+                session_id, envelope.name, remote=request.remote, headers=request.header_copy(),
                 query_string=request.query_string,
             )  # fmt: skip
         headers = receive_headers(request, options, envelope)
@@ -441,7 +499,7 @@ class SockJSApp:
         await send(accept)
         ws = _Websocket(send)
         session = endpoint.new_session(
-            match[1], "websocket-raw" if raw else "websocket", remote=request.remote, headers=request.headers,
+            match[1], "websocket-raw" if raw else "websocket", remote=request.remote, headers=request.header_copy(),
             query_string=request.query_string, addressable=False, raw=raw, subprotocol=subprotocol,
         )  # fmt: skip
         if raw:
