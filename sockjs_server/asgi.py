@@ -197,27 +197,38 @@ async def _answer(send: Send, answer: Answer) -> None:
 
 
 class _Disconnect:
-    """Notices an HTTP client going away while its response is pending (``http.disconnect``)."""
+    """Notices an HTTP client going away while its response is pending (``http.disconnect``).
 
-    __slots__ = ("gone", "_task")
+    Its task starts only when a response has to wait (:meth:`start`): a poll answered
+    at once, the common case on a busy session, costs no task.
+    """
+
+    __slots__ = ("gone", "_task", "_receive", "_session")
 
     def __init__(self, receive: Receive, session: Session) -> None:
         self.gone = False
-        self._task = asyncio.get_running_loop().create_task(self._watch(receive, session))
+        self._task: asyncio.Task[None] | None = None
+        self._receive = receive
+        self._session = session
 
-    async def _watch(self, receive: Receive, session: Session) -> None:
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
         while True:
-            message = await receive()
+            message = await self._receive()
             if message["type"] == "http.disconnect":
                 self.gone = True
-                session.poke()
+                self._session.poke()
                 return
 
     def alive(self) -> bool:
         return not self.gone
 
     def stop(self) -> None:
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 def _cancel_current_task() -> Callable[[], None]:
@@ -353,12 +364,18 @@ class SockJSApp:
         if kind == "lifespan":
             await _serve_lifespan((self,), receive, send)
             return
-        if not self._started:
-            self.start()
         path = scope["path"]
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
+        await self.serve_below(path, scope, receive, send)
+
+    async def serve_below(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve an ``http`` or ``websocket`` request for ``path``, the part of the URL below this endpoint
+        (what :class:`SockJSRouter` calls, without copying the scope to change its ``root_path``)."""
+        kind = scope["type"]
+        if not self._started:
+            self.start()
         match = match_path(path)
         if kind == "websocket":
             await self._websocket(scope, receive, send, match)
@@ -429,13 +446,17 @@ class SockJSApp:
         try:
             attached = session.attach(receiver) is Attach.ACCEPTED
             if envelope.kind is TransportKind.POLLING:
-                if attached:
+                frame = session.next_frame() if attached else ANOTHER_CONNECTION_FRAME
+                if frame is not None:
+                    if attached:
+                        session.detach(receiver)  # answered at once: no watcher, no wait
+                else:
+                    watch.start()
                     frame = await one_frame(session, receiver)
                     if frame is None:
                         return Answer(204)  # the client went away; nobody reads this answer
-                else:
-                    frame = ANOTHER_CONNECTION_FRAME
                 return Answer(200, headers, envelope.wrap(frame, callback))
+            watch.start()
             await send({"type": "http.response.start", "status": 200, "headers": _raw_headers(headers, None)})
 
             async def write(data: bytes) -> None:
@@ -570,7 +591,8 @@ async def _serve_websocket(
 async def _read_body(request: AsgiRequest, receive: Receive, limit: int) -> bytes | None:
     """The request body, or ``None`` when it is larger than ``limit`` (read no further)."""
     length = request.headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    expected = int(length) if length is not None and length.isdigit() else None
+    if expected is not None and expected > limit:
         return None
     chunks: list[bytes] = []
     size = 0
@@ -583,9 +605,11 @@ async def _read_body(request: AsgiRequest, receive: Receive, limit: int) -> byte
         if size > limit:
             return None
         chunks.append(chunk)
-        if not message.get("more_body", False):
+        # granian marks even a complete body more_body=True and ends it with an empty message:
+        # with the whole Content-Length here, waiting for that message costs a round trip.
+        if not message.get("more_body", False) or size == expected:
             break
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _serve_lifespan(apps: tuple[SockJSApp, ...], receive: Receive, send: Send) -> None:
@@ -617,6 +641,7 @@ class SockJSRouter:
         # Longest prefix first, so /echo_more is not taken by /echo.
         self.routes = dict(sorted(routes.items(), key=lambda item: -len(item[0])))
         self.fallback = fallback
+        self._prefixes = [(prefix, prefix + "/", len(prefix), app) for prefix, app in self.routes.items()]
 
     @property
     def apps(self) -> tuple[SockJSApp, ...]:
@@ -627,11 +652,12 @@ class SockJSRouter:
             await _serve_lifespan(self.apps, receive, send)
             return
         path = scope["path"]
-        for prefix, app in self.routes.items():
-            if path == prefix or path.startswith(prefix + "/"):
-                child = dict(scope)
-                child["root_path"] = scope.get("root_path", "") + prefix
-                await app(child, receive, send)
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        for prefix, below, length, app in self._prefixes:
+            if path.startswith(below) or path == prefix:
+                await app.serve_below(path[length:], scope, receive, send)
                 return
         if self.fallback is not None:
             await self.fallback(scope, receive, send)
