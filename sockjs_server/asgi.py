@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
+import logging
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, MutableMapping
 from functools import cached_property, partial
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -63,6 +65,8 @@ from .state import ANOTHER_CONNECTION_FRAME, Attach, CloseCode
 from .static import IframePage
 
 __all__ = ["SockJSApp", "SockJSRouter"]
+
+logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -265,6 +269,77 @@ class _Abort:
             self._task.uncancel()
             return True
         return False
+
+
+@types.coroutine
+def _go_on(steps: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """Drive ``steps``, a coroutine started by hand that now waits for ``waiting``, to its end
+    (what ``await`` would have done had it not been started by hand)."""
+    while True:
+        try:
+            yield waiting
+        except BaseException as exc:  # thrown in by the task: its cancellation
+            try:
+                waiting = steps.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = steps.send(None)
+        except StopIteration:
+            return
+
+
+async def _finish(steps: Coroutine[Any, Any, None], waiting: Any) -> None:
+    await _go_on(steps, waiting)
+
+
+def _start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run ``coro`` in the caller until it first waits; the rest goes on in a task (returned),
+    ``None`` when it finished without waiting."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return None
+    task = asyncio.get_running_loop().create_task(_finish(coro, waiting))
+    task.add_done_callback(_log_failure)
+    return task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("websocket flush failed", exc_info=task.exception())
+
+
+class _EagerFlush:
+    """A websocket's flush that writes what it can at once and never waits for the server.
+
+    An ASGI send may wait (the server's buffer for a client that stopped reading is
+    full) and no congestion signal says so beforehand. Where a send has to wait, the
+    rest of the flush goes on in a task of its own: the endpoint's shared flush task
+    (a broadcast wakes every session) moves on to the other sessions, and one stalled
+    client holds up nobody else. Frames stay in order: a direct write waits for that task.
+    """
+
+    __slots__ = ("_flush", "_send", "_task")
+
+    def __init__(self, flush: Callable[[], Coroutine[Any, Any, None]], send: Callable[[str], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._send = send
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            return  # that flush writes what was queued meanwhile too, once the server takes it
+        self._task = _start_eagerly(self._flush())
+
+    async def write(self, frame: str) -> None:
+        """The direct write of a reply (see :meth:`Session.send`), after any flush still waiting."""
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait({task})
+        await self._send(frame)
 
 
 class _Websocket:
@@ -547,10 +622,8 @@ async def _serve_websocket(
 ) -> None:
     """Read client messages into the session until the websocket closes; the session ends with it."""
     abort = _Abort()
-    # No shared flush queue: an ASGI send may wait (the server's buffer for a client that
-    # stopped reading is full) and no congestion signal says so beforehand, so a woken
-    # session writes in a task of its own and one stalled client holds up nobody else.
-    receiver = Receiver(flush=flush, write=ws.send_str, abort=abort)
+    eager = _EagerFlush(flush, ws.send_str)
+    receiver = Receiver(flush=eager, queue=endpoint.flush_queue, write=eager.write, abort=abort)
     session.attach(receiver)
     receiver.wake()  # the open frame
     close_code: int = CloseCode.NORMAL
