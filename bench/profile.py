@@ -85,12 +85,13 @@ def summarize(collapsed: Path, top: int, focus: str) -> str:
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by each thread of ``pid``, by thread name (summed over equal names)."""
+    """CPU seconds used so far by the main thread of ``pid`` (where Python runs the event loop)
+    and by its other threads, by name (granian's Rust threads, uvloop's or asyncio's helpers)."""
     ticks = os.sysconf("SC_CLK_TCK")
     out: collections.Counter[str] = collections.Counter()
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
-            name = (task / "comm").read_text().strip()
+            name = "main thread" if task.name == str(pid) else "other threads: " + (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
             out[name] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
     return dict(out)
