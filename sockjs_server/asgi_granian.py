@@ -22,7 +22,8 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
@@ -130,6 +131,18 @@ def run(
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(main())
+    _wait_for_other_threads()
+
+
+def _wait_for_other_threads(limit: float = 2.0) -> None:
+    """Let granian's runtime threads end before the interpreter finalizes: one still tearing
+    down then aborts the process ("panic in a function that cannot unwind", status -6)."""
+    deadline = time.monotonic() + limit
+    try:
+        while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    except OSError:  # no /proc (not Linux): a short grace instead
+        time.sleep(0.2)
 
 
 def _print_flush(line: str) -> None:
@@ -142,11 +155,14 @@ def serve(
     *,
     labels: Mapping[str, str],
     announce: Callable[[str], None] = _print_flush,
+    fallback: Callable[..., Awaitable[None]] | None = None,
+    fallback_lines: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Serve ``routes`` (prefix -> app) on granian at ``--host``/``--port`` (the CLI's ``--server granian``)."""
+    """Serve ``routes`` (prefix -> app) on granian at ``--host``/``--port`` (the CLI's ``--server granian``);
+    other paths go to ``fallback`` (e.g. the metrics), announced as ``fallback_lines`` (label, path)."""
     from .serving import CommandError, _listen_error
 
-    router = SockJSRouter(routes)
+    router = SockJSRouter(routes, fallback)
     level = "debug" if getattr(args, "verbose", False) else getattr(args, "log_level", "info")
     loop_factory = None
     if getattr(args, "uvloop", False):
@@ -156,8 +172,8 @@ def serve(
             raise CommandError("--uvloop needs uvloop: pip install 'sockjs-server[uvloop]'") from None
 
     def say_where(server: Server) -> None:
-        for prefix in routes:
-            announce(f"{labels.get(prefix, 'SockJS endpoint')} at http://{args.host}:{server.port}{prefix}")
+        for label, path in [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes] + list(fallback_lines):
+            announce(f"{label} at http://{args.host}:{server.port}{path}")
         announce("(Ctrl+C to stop)")
 
     try:

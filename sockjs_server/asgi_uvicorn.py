@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import signal
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -69,16 +69,19 @@ def serve(
     *,
     labels: Mapping[str, str],
     announce: Callable[[str], None] = _print_flush,
+    fallback: Callable[..., Awaitable[None]] | None = None,
+    fallback_lines: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Serve ``routes`` (prefix -> app) on uvicorn at ``--host``/``--port`` (the CLI's ``--server uvicorn``)."""
-    router = SockJSRouter(routes)
+    """Serve ``routes`` (prefix -> app) on uvicorn at ``--host``/``--port`` (the CLI's ``--server uvicorn``);
+    other paths go to ``fallback`` (e.g. the metrics), announced as ``fallback_lines`` (label, path)."""
+    router = SockJSRouter(routes, fallback)
     loop = "uvloop" if getattr(args, "uvloop", False) else "auto"
     level = "debug" if getattr(args, "verbose", False) else getattr(args, "log_level", "info")
     settings = config(
         router, host=args.host, port=args.port, loop=loop, log_level=level,
         access_log=getattr(args, "access_log", "no-sessions") == "all", log_config=None,
     )  # fmt: skip
-    lines = [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes]
+    lines = [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes] + list(fallback_lines)
     # uvicorn raises the signal that stopped it again once it has stopped:
     # Ctrl+C and SIGTERM end the command cleanly (status 0), as with aiohttp.
     previous = signal.signal(signal.SIGTERM, _terminated)

@@ -144,10 +144,20 @@ def serve_on_asgi_server(
         serve_asgi = importlib.import_module(f"sockjs_server.asgi_{server}").serve
     except ImportError:
         raise CommandError(f"--server {server} needs {server}: pip install 'sockjs-server[{server}]'") from None
-    if getattr(args, "metrics_path", None):
-        raise CommandError("--metrics-path is served by --server aiohttp only")
     routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in endpoints}
-    serve_asgi(routes, args, labels=labels)
+    metrics_path = getattr(args, "metrics_path", None)
+    if not metrics_path:
+        serve_asgi(routes, args, labels=labels)
+        return
+    if not metrics_path.startswith("/"):
+        raise CommandError(f"--metrics-path must be a URL path starting with '/', e.g. /metrics, not {metrics_path!r}")
+    try:
+        from .metrics import MetricsApp
+
+        metrics = MetricsApp(routes.values(), path=metrics_path)
+    except ImportError:
+        raise CommandError("--metrics-path needs prometheus_client: pip install 'sockjs-server[metrics]'") from None
+    serve_asgi(routes, args, labels=labels, fallback=metrics, fallback_lines=[("Prometheus metrics", metrics_path)])
 
 
 def serve_endpoints(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:

@@ -445,3 +445,26 @@ async def test_echo_on_uvicorn_serves_every_kind_of_request() -> None:
     finally:
         returncode, _ = await stop(process)
     assert returncode == 0
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+async def test_metrics_path_on_the_asgi_servers(server: str) -> None:
+    pytest.importorskip(server)
+    pytest.importorskip("prometheus_client")
+    argv = ["echo", "--port", "0", "--server", server, "--no-session-log", "--metrics-path", "/metrics"]
+    process, lines = await start_server(argv, 2)
+    try:
+        assert re.fullmatch(r"Prometheus metrics at http://127\.0\.0\.1:\d+/metrics", lines[1]), lines
+        base = base_of(lines[0])
+        async with aiohttp.ClientSession() as http:
+            async with http.post(base + "/echo/0/m/xhr") as response:
+                assert await response.text() == "o\n"
+            async with http.get(base + "/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+            async with http.get(base + "/elsewhere") as response:
+                assert response.status == 404
+        assert 'sockjs_sessions_opened_total{endpoint="/echo",transport="xhr-polling"} 1.0' in text
+    finally:
+        returncode, _ = await stop(process)
+    assert returncode == 0
