@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +70,14 @@ class UvicornServer(BaseTestServer):
             self._closed = True
 
 
+def _thread_count() -> int:
+    """Threads of this process, Rust ones included (0 where /proc is missing)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
 class GranianServer(BaseTestServer):
     """``app`` on granian (embedded in the test's loop) at a free port on 127.0.0.1."""
 
@@ -94,6 +103,7 @@ class GranianServer(BaseTestServer):
         app = self.app
         apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
         options = {"log_level": "warning", **self.options}
+        self._threads = _thread_count()
         server = self._server = Granian(app, apps, host=self.host, port=0, **options)
         self._task = asyncio.get_running_loop().create_task(server.serve())
         await asyncio.wait({self._task, asyncio.ensure_future(server.started.wait())}, return_when=asyncio.FIRST_COMPLETED)
@@ -108,4 +118,10 @@ class GranianServer(BaseTestServer):
             self._server.stop()
             assert self._task is not None
             await self._task
+            # granian's runtime threads end a moment after it stopped: one still tearing
+            # down when the test run's interpreter finalizes would abort the run.
+            for _ in range(200):
+                if _thread_count() <= self._threads:
+                    break
+                await asyncio.sleep(0.01)
             self._closed = True
