@@ -184,15 +184,25 @@ _ENCODED: dict[str, bytes] = {
 """Header names (lowercased) and constant values of the hot responses, encoded once."""
 
 
+_RAW_HEADERS: dict[tuple[tuple[str, str], ...], list[tuple[bytes, bytes]]] = {}
+"""Encoded header lists of recent answers: most answers of an endpoint carry one of a few."""
+
+
 def _raw_headers(headers: Mapping[str, str], length: int | None) -> list[tuple[bytes, bytes]]:
-    encoded = _ENCODED
-    raw = [
-        (encoded.get(name) or name.lower().encode("latin-1"), encoded.get(value) or value.encode("latin-1"))
-        for name, value in headers.items()
-    ]  # fmt: skip
-    if length is not None:
-        raw.append((b"content-length", b"0" if not length else str(length).encode()))
-    return raw
+    key = tuple(headers.items())
+    raw = _RAW_HEADERS.get(key)
+    if raw is None:
+        encoded = _ENCODED
+        raw = [
+            (encoded.get(name) or name.lower().encode("latin-1"), encoded.get(value) or value.encode("latin-1"))
+            for name, value in key
+        ]  # fmt: skip
+        if len(_RAW_HEADERS) >= 256:  # echoed origins and cookies vary: keep it small
+            _RAW_HEADERS.clear()
+        _RAW_HEADERS[key] = raw
+    if length is None:
+        return list(raw)  # a copy: middleware may add to the message's list in place
+    return [*raw, (b"content-length", b"0" if not length else str(length).encode())]
 
 
 async def _answer(send: Send, answer: Answer) -> None:
@@ -493,8 +503,10 @@ class SockJSApp:
             if session is None:
                 return NO_SESSION
             body = await _read_body(request, receive, endpoint.options.max_request_size)
+            if action is SendKind.XHR_SEND:  # the content type matters to a form post only
+                return await send_answer(request, endpoint, session, body, "", False)
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            return await send_answer(request, endpoint, session, body, content_type, action is SendKind.JSONP_SEND)
+            return await send_answer(request, endpoint, session, body, content_type, True)
         if action is SendKind.WEBSOCKET:
             return Answer(400, {"Content-Type": "text/plain; charset=UTF-8"}, b'Can "Upgrade" only to "WebSocket".')
         return action
