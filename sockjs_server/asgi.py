@@ -21,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
 from functools import cached_property, partial
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -41,6 +40,7 @@ from .dispatch import (
     session_action,
     websocket_refusal,
 )
+from .eager import start_eagerly
 from .endpoint import Endpoint, checked_handler
 from .envelopes import ENVELOPES, Envelope, TransportKind
 from .http import NO_CACHE, NOT_FOUND, TEXT_PLAIN, Answer
@@ -281,38 +281,11 @@ class _Abort:
         return False
 
 
-@types.coroutine
-def _go_on(steps: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
-    """Drive ``steps``, a coroutine started by hand that now waits for ``waiting``, to its end
-    (what ``await`` would have done had it not been started by hand)."""
-    while True:
-        try:
-            yield waiting
-        except BaseException as exc:  # thrown in by the task: its cancellation
-            try:
-                waiting = steps.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting = steps.send(None)
-        except StopIteration:
-            return
-
-
-async def _finish(steps: Coroutine[Any, Any, None], waiting: Any) -> None:
-    await _go_on(steps, waiting)
-
-
 def _start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-    """Run ``coro`` in the caller until it first waits; the rest goes on in a task (returned),
-    ``None`` when it finished without waiting."""
-    try:
-        waiting = coro.send(None)
-    except StopIteration:
-        return None
-    task = asyncio.get_running_loop().create_task(_finish(coro, waiting))
-    task.add_done_callback(_log_failure)
+    """:func:`~sockjs_server.eager.start_eagerly`, its failure logged."""
+    task = start_eagerly(coro)
+    if task is not None:
+        task.add_done_callback(_log_failure)
     return task
 
 

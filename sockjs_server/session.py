@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
+from .eager import start_eagerly
 from .framing import encode_message
 from .options import Options
 from .state import CLOSE_REASONS, PUSH_OVERFLOW, Attach, CloseCode, SessionState, State
@@ -162,6 +163,13 @@ class Receiver:
     def _spawn(self) -> None:
         self._task = self._loop.create_task(self._flush_task())
 
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        """A flush that had to wait ended in its own task (:class:`FlushQueue`)."""
+        self.flushing = False
+        self._task = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("websocket flush failed", exc_info=task.exception())
+
     async def _flush_task(self) -> None:
         assert self._flush is not None
         try:
@@ -175,8 +183,9 @@ class FlushQueue:
     """Websocket receivers woken during a loop turn, written by one task.
 
     A broadcast wakes every session; one task walking the list costs far
-    less than a task per session, and writes to uncongested sockets do not
-    block.
+    less than a task per session. Each flush runs here until it has to wait
+    (its client stopped reading): then it goes on in a task of its own, so a
+    stalled client never holds up the other sessions.
     """
 
     __slots__ = ("_loop", "_dirty", "_task")
@@ -208,10 +217,17 @@ class FlushQueue:
                             continue
                         flush = receiver._flush
                         assert flush is not None
+                        # Written here until it has to wait (a client that stopped reading
+                        # after all): then it goes on in a task of its own.
+                        task = None
                         try:
-                            await flush()
+                            task = start_eagerly(flush())
                         finally:
-                            receiver.flushing = False
+                            if task is None:
+                                receiver.flushing = False
+                            else:
+                                receiver._task = task
+                                task.add_done_callback(receiver._flushed)
                     except Exception:
                         logger.exception("websocket flush failed")
                 batch = []

@@ -141,16 +141,9 @@ async def test_stopping_the_server_sends_close_frames_first(aiohttp_client: Any,
     assert not sockjs.endpoint.sessions
 
 
-async def test_a_stalled_websocket_client_holds_up_no_other_session(
-    serve: Serve, layer: str, request: pytest.FixtureRequest
-) -> None:
+async def test_a_stalled_websocket_client_holds_up_no_other_session(serve: Serve) -> None:
     """An ASGI send waits while the server's buffer for a client that stopped reading is full
     (granian's holds about 3 MB); nothing else may wait behind it, a broadcast neither."""
-    if layer == "aiohttp":
-        # The aiohttp layer shares one flush task among woken websockets (session.FlushQueue) and
-        # checks congestion only before a flush: a flush that starts uncongested and then waits
-        # for the stalled client's drain holds up every other woken session.
-        request.applymarker(pytest.mark.xfail(reason="FlushQueue waits on a stalled websocket's drain"))
     sent = 0
 
     async def flood_or_listen(session: Session) -> None:
