@@ -160,8 +160,10 @@ def serve(
 ) -> None:
     """Serve ``routes`` (prefix -> app) on granian at ``--host``/``--port`` (the CLI's ``--server granian``);
     other paths go to ``fallback`` (e.g. the metrics), announced as ``fallback_lines`` (label, path)."""
-    from .serving import CommandError, _listen_error
+    from .serving import CommandError, _listen_error, listening_socket
 
+    # A port in use or a bad host: our one-line error before granian says anything.
+    listening_socket(args).close()
     router = SockJSRouter(routes, fallback)
     level = "debug" if getattr(args, "verbose", False) else getattr(args, "log_level", "info")
     loop_factory = None

@@ -84,9 +84,14 @@ def serve(
     lines = [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes] + list(fallback_lines)
     # uvicorn raises the signal that stopped it again once it has stopped:
     # Ctrl+C and SIGTERM end the command cleanly (status 0), as with aiohttp.
+    from .serving import listening_socket
+
+    # Made here so that a port in use or a bad host ends the command with our one-line
+    # error (uvicorn logs it and exits with status 3).
+    sock = listening_socket(args)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        _Announcing(settings, router.apps, lines, announce).run()
+        _Announcing(settings, router.apps, lines, announce).run(sockets=[sock])
     except (KeyboardInterrupt, _Terminated):
         pass
     finally:

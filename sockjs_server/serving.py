@@ -182,6 +182,27 @@ def _listen_error(exc: OSError, args: argparse.Namespace) -> str | None:
     return f"cannot listen on {where}: {codes[exc.errno]}; {fix}"
 
 
+def listening_socket(args: argparse.Namespace) -> socket.socket:
+    """A socket bound to ``--host``/``--port`` (not yet listening), or :class:`CommandError`
+    with the one-line answer (port in use, unknown host, ...)."""
+    try:
+        info = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(info[4])
+        except BaseException:
+            sock.close()
+            raise
+    except OSError as exc:
+        message = _listen_error(exc, args)
+        if message is None:
+            raise
+        raise CommandError(message) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def _print_flush(line: str) -> None:
     print(line, flush=True)
 

@@ -468,3 +468,10 @@ async def test_metrics_path_on_the_asgi_servers(server: str) -> None:
     finally:
         returncode, _ = await stop(process)
     assert returncode == 0
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_port_in_use_is_one_line_on_the_asgi_servers(server: str, busy_port: int) -> None:
+    pytest.importorskip(server)
+    result = run_cli("echo", "--server", server, "--port", str(busy_port))
+    assert_one_line_error(result, f"127.0.0.1:{busy_port}", "already in use", "--port")
