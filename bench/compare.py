@@ -133,6 +133,24 @@ SERVERS: dict[str, Server] = {
             default=False,
         ),
         Server(
+            "ours-builtin",
+            "sockjs_server ASGI on its own server",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port),
+                              "--server", "builtin"],
+            lambda: {"PYTHONPATH": OURS_PATH[0]},
+            skip=frozenset({"stomp-rabbitmq"}),
+            default=False,
+        ),
+        Server(
+            "candidate-builtin",
+            "candidate ASGI on its own server",
+            lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port),
+                              "--server", "builtin"],
+            lambda: {"PYTHONPATH": CANDIDATE[0]},
+            skip=frozenset({"stomp-rabbitmq"}),
+            default=False,
+        ),
+        Server(
             "candidate-asgi",
             "candidate ASGI on uvicorn",
             lambda port, sc: [_py(), str(BENCH / "servers" / "ours_asgi_server.py"), "--host", HOST, "--port", str(port)],
@@ -190,9 +208,11 @@ SERVERS: dict[str, Server] = {
     ]
 }
 
-OUR_VARIANTS = ("ours-uvloop", "ours-asgi", "ours-granian", "candidate", "candidate-asgi", "candidate-granian")
+OUR_VARIANTS = ("ours-uvloop", "ours-asgi", "ours-granian", "ours-builtin", "candidate", "candidate-asgi", "candidate-granian",
+                "candidate-builtin")
 """Servers running sockjs_server besides "ours": each gets a ratio against sockjs-node."""
-BASELINE = {"candidate": "ours", "candidate-asgi": "ours-asgi", "candidate-granian": "ours-granian"}
+BASELINE = {"candidate": "ours", "candidate-asgi": "ours-asgi", "candidate-granian": "ours-granian",
+            "candidate-builtin": "ours-builtin"}
 """A candidate server and the same server of this checkout (a ratio column when both run)."""
 
 # ------------------------------------------------------------------ scenarios

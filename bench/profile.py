@@ -100,7 +100,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="ws-pingpong", choices=[k for k, s in compare.SCENARIOS.items() if not s.pending])
-    ap.add_argument("--server", default="ours", choices=["ours", "ours-asgi", "ours-granian", "aio-libs", "bare"])
+    ap.add_argument("--server", default="ours", choices=["ours", "ours-asgi", "ours-granian", "ours-builtin", "aio-libs", "bare"])
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)

@@ -117,9 +117,10 @@ def add_web_server_argument(parser: argparse.ArgumentParser) -> None:
     """``--server``: which web layer and server run the endpoints."""
     parser.add_argument(
         "--server",
-        choices=("aiohttp", "uvicorn", "granian"),
+        choices=("aiohttp", "builtin", "uvicorn", "granian"),
         default="aiohttp",
-        help="aiohttp (default), or the ASGI layer on uvicorn (pip install 'sockjs-server[uvicorn]') "
+        help="aiohttp (default), or the ASGI layer on the package's own HTTP/1.1 server (builtin: fastest on the "
+        "HTTP transports, nothing more to install), on uvicorn (pip install 'sockjs-server[uvicorn]') "
         "or on granian (pip install 'sockjs-server[granian]'); see bench/RESULTS.md",
     )
 
@@ -137,7 +138,8 @@ def serve_on_granian(endpoints: list[tuple[str, Handler, Options]], args: argpar
 def serve_on_asgi_server(
     server: str, endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]
 ) -> None:
-    """The endpoints as ASGI apps on ``server`` (``uvicorn`` or ``granian``, the optional extra of that name)."""
+    """The endpoints as ASGI apps on ``server``: ``builtin`` (sockjs_server.asgi_builtin), or ``uvicorn`` or
+    ``granian`` (the optional extra of that name)."""
     try:
         from .asgi import SockJSApp
 
@@ -163,7 +165,7 @@ def serve_on_asgi_server(
 def serve_endpoints(endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]) -> None:
     """Serve ``endpoints`` (prefix, handler, options) on the web server ``--server`` names."""
     server = getattr(args, "server", "aiohttp")
-    if server in ("uvicorn", "granian"):
+    if server in ("builtin", "uvicorn", "granian"):
         serve_on_asgi_server(server, endpoints, args, labels)
         return
     if server != "aiohttp":

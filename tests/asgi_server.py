@@ -125,3 +125,42 @@ class GranianServer(BaseTestServer):
                     break
                 await asyncio.sleep(0.01)
             self._closed = True
+
+
+class BuiltinServer(BaseTestServer):
+    """``app`` on the package's own server (``--server builtin``), in the test's loop, at a free port on 127.0.0.1."""
+
+    def __init__(self, app: Any, **limits: Any) -> None:
+        super().__init__(host="127.0.0.1")
+        self.app = app
+        self.limits = limits
+        self._server: Any = None
+
+    async def _make_runner(self, **kwargs: Any) -> Any:  # pragma: no cover - not an aiohttp app
+        raise NotImplementedError
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+        if self._server is not None:
+            return
+        from sockjs_server.asgi_builtin import Limits, Server
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        app = self.app
+        apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+        defaults = {"graceful_timeout": 1.0}
+        self._server = Server(app, apps, limits=Limits(**{**defaults, **self.limits}))
+        await self._server.start([sock])
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def close(self) -> None:
+        if self._server is not None and not self._closed:
+            await self._server.stop()
+            self._closed = True

@@ -14,11 +14,11 @@ from sockjs_client import AppServer, Serve, Served, SockJSClient, echo
 from sockjs_server import Handler, Options, add_endpoint
 from sockjs_server.testserver import make_app, make_asgi_app
 
-LAYERS = [layer for layer in os.environ.get("SOCKJS_TEST_LAYERS", "aiohttp,asgi,granian").split(",") if layer]
+LAYERS = [layer for layer in os.environ.get("SOCKJS_TEST_LAYERS", "aiohttp,asgi,granian,builtin").split(",") if layer]
 """The web layers the protocol tests run on: ``aiohttp``, ``asgi`` (the ASGI app served by uvicorn),
-``granian`` (the ASGI app served by granian)."""
+``granian`` (the ASGI app served by granian), ``builtin`` (the ASGI app served by the package's own server)."""
 
-ASGI_SERVERS = {"asgi": "uvicorn", "granian": "granian"}
+ASGI_SERVERS = {"asgi": "uvicorn", "granian": "granian", "builtin": "sockjs_server.asgi_builtin"}
 """ASGI layer name -> the server package that serves it."""
 
 
@@ -28,6 +28,10 @@ def asgi_test_server(layer: str, app: Any) -> Any:
         from asgi_server import GranianServer
 
         return GranianServer(app)
+    if layer == "builtin":
+        from asgi_server import BuiltinServer
+
+        return BuiltinServer(app)
     from asgi_server import UvicornServer
 
     return UvicornServer(app)

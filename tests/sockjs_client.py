@@ -53,12 +53,12 @@ def aiohttp_only(layer: str, why: str) -> None:
         pytest.skip(f"aiohttp layer only: {why}")
 
 
-def server_decides(layer: str, *, uvicorn: str | None = None, granian: str | None = None) -> None:
+def server_decides(layer: str, *, uvicorn: str | None = None, granian: str | None = None, builtin: str | None = None) -> None:
     """Skip on an ASGI layer whose server, not this package, decides the behaviour under test.
 
     ``uvicorn`` and ``granian`` say what that server does instead; a layer without a reason runs the test.
     """
-    why = {"asgi": ("uvicorn", uvicorn), "granian": ("granian", granian)}.get(layer)
+    why = {"asgi": ("uvicorn", uvicorn), "granian": ("granian", granian), "builtin": ("the built-in server", builtin)}.get(layer)
     if why is not None and why[1] is not None:
         import pytest
 

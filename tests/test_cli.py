@@ -447,9 +447,10 @@ async def test_echo_on_uvicorn_serves_every_kind_of_request() -> None:
     assert returncode == 0
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+@pytest.mark.parametrize("server", ["uvicorn", "granian", "builtin"])
 async def test_metrics_path_on_the_asgi_servers(server: str) -> None:
-    pytest.importorskip(server)
+    if server != "builtin":
+        pytest.importorskip(server)
     pytest.importorskip("prometheus_client")
     argv = ["echo", "--port", "0", "--server", server, "--no-session-log", "--metrics-path", "/metrics"]
     process, lines = await start_server(argv, 2)
@@ -470,8 +471,9 @@ async def test_metrics_path_on_the_asgi_servers(server: str) -> None:
     assert returncode == 0
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+@pytest.mark.parametrize("server", ["uvicorn", "granian", "builtin"])
 def test_port_in_use_is_one_line_on_the_asgi_servers(server: str, busy_port: int) -> None:
-    pytest.importorskip(server)
+    if server != "builtin":
+        pytest.importorskip(server)
     result = run_cli("echo", "--server", server, "--port", str(busy_port))
     assert_one_line_error(result, f"127.0.0.1:{busy_port}", "already in use", "--port")

@@ -27,6 +27,8 @@ SANS_IO = [
     "sockjs_server.http",
     "sockjs_server.static",
     "sockjs_server.dispatch",
+    "sockjs_server.h1",
+    "sockjs_server.wsframes",
 ]
 
 

@@ -238,6 +238,7 @@ async def test_raw_websocket_gets_pings_instead(serve: Serve, layer: str) -> Non
     server_decides(
         layer, uvicorn="websocket pings are its --ws-ping-interval, not per endpoint",
         granian="it sends no websocket pings and has no setting for them",
+        builtin="websocket pings are its ping_interval (Limits), not per endpoint: test_builtin_server.py",
     )  # fmt: skip
     served = await serve(heartbeat_delay=BEAT)
     ws = await served.client.raw_websocket(autoping=False)

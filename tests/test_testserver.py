@@ -65,12 +65,12 @@ async def test_iframe_page_uses_the_given_sockjs_url(testserver: TestClient) -> 
 
 # -- the command, as a process: ``sockjs-server testserver --server ...`` ---------------------------
 
-SERVERS = ["aiohttp", "uvicorn", "granian"]
+SERVERS = ["aiohttp", "uvicorn", "granian", "builtin"]
 
 
 async def start_testserver(server: str) -> tuple[asyncio.subprocess.Process, str]:
     """Start ``sockjs-server testserver --server SERVER --port 0``; return it and its base URL."""
-    if server != "aiohttp":
+    if server not in ("aiohttp", "builtin"):
         pytest.importorskip(server)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sockjs_server", "testserver", "--port", "0", "--server", server, "--no-session-log",

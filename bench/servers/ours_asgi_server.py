@@ -1,8 +1,9 @@
-"""sockjs_server's ASGI layer on uvicorn (httptools, uvloop) or granian with the benchmark's endpoints.
+"""sockjs_server's ASGI layer on uvicorn (httptools, uvloop), granian or the package's own server
+(``--server builtin``) with the benchmark's endpoints.
 
 The same /echo, /broadcast (and /stomp when the STOMP layer is there) and settings as
 ours_server.py, as SockJSApps behind one SockJSRouter.  Usage (repository on PYTHONPATH):
-    python ours_asgi_server.py --host 127.0.0.1 --port 8080 [--server granian]
+    python ours_asgi_server.py --host 127.0.0.1 --port 8080 [--server granian|builtin]
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
-    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    parser.add_argument("--server", choices=["uvicorn", "granian", "builtin"], default="uvicorn")
     args = parser.parse_args()
     # The same settings every server in the benchmark runs with.
     options = Options(heartbeat_delay=25.0, disconnect_delay=5.0, response_limit=128 * 1024, cookie_needed=False)
@@ -41,6 +42,33 @@ def main() -> None:
     except ImportError:
         pass
     router = SockJSRouter(routes)
+    if args.server == "builtin":
+        import asyncio
+        import signal
+
+        from sockjs_server.asgi_builtin import Server as Builtin
+
+        async def serve() -> None:
+            server = Builtin(router, router.apps)
+            import socket
+
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((args.host, args.port))
+            await server.start([sock])
+            stop = asyncio.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+            await stop.wait()
+            await server.stop()
+
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve())
+        else:
+            asyncio.run(serve())
+        return
     if args.server == "granian":
         from sockjs_server.asgi_granian import run
 
