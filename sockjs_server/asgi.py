@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
-from functools import cached_property, partial
+from functools import partial
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
@@ -43,7 +43,7 @@ from .dispatch import (
 from .eager import start_eagerly
 from .endpoint import Endpoint, checked_handler
 from .envelopes import ENVELOPES, Envelope, TransportKind
-from .http import NO_CACHE, NOT_FOUND, TEXT_PLAIN, Answer
+from .http import NO_CACHE, NOT_FOUND, ON_DISCONNECT, TEXT_PLAIN, Answer
 from .options import Options, WebsocketProfile
 from .pump import (
     MESSAGE_TOO_BIG,
@@ -118,18 +118,25 @@ class _Headers(Mapping[str, str]):
 class AsgiRequest:
     """An ASGI scope seen as a :class:`~sockjs_server.http.RequestHead` (parsed on first use)."""
 
-    __slots__ = ("scope", "__dict__")
+    __slots__ = ("scope", "_headers", "_cookies", "_query")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+        self._headers: _Headers | None = None
+        self._cookies: Mapping[str, str] | None = None
+        self._query: MultiDictProxy[str] | None = None
 
     @property
     def method(self) -> str:
         return str(self.scope.get("method", "GET"))
 
-    @cached_property
+    @property
     def headers(self) -> _Headers:
-        return _Headers(self.scope["headers"])
+        # Kept in a slot, not a functools.cached_property: that one takes a lock on every read (3.11).
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = _Headers(self.scope["headers"])
+        return headers
 
     def header_copy(self) -> CIMultiDictProxy[str]:
         """All headers as a multidict of their own (what a session keeps)."""
@@ -148,23 +155,27 @@ class AsgiRequest:
         server = self.scope.get("server")
         return f"{server[0]}:{server[1]}" if server else ""
 
-    @cached_property
+    @property
     def cookies(self) -> Mapping[str, str]:
-        cookie: SimpleCookie = SimpleCookie()
-        for header in self.headers.getall("Cookie", ()):
-            try:
-                cookie.load(header)
-            except CookieError:
-                continue
-        return {name: morsel.value for name, morsel in cookie.items()}
+        if self._cookies is None:
+            cookie: SimpleCookie = SimpleCookie()
+            for header in self.headers.getall("Cookie", ()):
+                try:
+                    cookie.load(header)
+                except CookieError:
+                    continue
+            self._cookies = {name: morsel.value for name, morsel in cookie.items()}
+        return self._cookies
 
     @property
     def query_string(self) -> str:
         return bytes(self.scope.get("query_string", b"")).decode("latin-1")
 
-    @cached_property
+    @property
     def query(self) -> MultiDictProxy[str]:
-        return MultiDictProxy(MultiDict(parse_qsl(self.query_string, keep_blank_values=True)))
+        if self._query is None:
+            self._query = MultiDictProxy(MultiDict(parse_qsl(self.query_string, keep_blank_values=True)))
+        return self._query
 
     @property
     def remote(self) -> str | None:
@@ -214,27 +225,39 @@ class _Disconnect:
     """Notices an HTTP client going away while its response is pending (``http.disconnect``).
 
     Its task starts only when a response has to wait (:meth:`start`): a poll answered
-    at once, the common case on a busy session, costs no task.
+    at once, the common case on a busy session, costs no task. A server that offers the
+    ``sockjs_server.on_disconnect`` extension (the built-in one) calls back instead: no task.
     """
 
-    __slots__ = ("gone", "_task", "_receive", "_session")
+    __slots__ = ("gone", "_task", "_receive", "_session", "_on_disconnect", "_unwatch")
 
-    def __init__(self, receive: Receive, session: Session) -> None:
+    def __init__(self, receive: Receive, session: Session, scope: Scope) -> None:
         self.gone = False
         self._task: asyncio.Task[None] | None = None
         self._receive = receive
         self._session = session
+        extensions = scope.get("extensions")
+        self._on_disconnect: Callable[[Callable[[], None]], Callable[[], None]] | None = (
+            extensions.get(ON_DISCONNECT) if extensions else None
+        )
+        self._unwatch: Callable[[], None] | None = None
 
     def start(self) -> None:
-        if self._task is None:
+        if self._on_disconnect is not None:
+            if self._unwatch is None:
+                self._unwatch = self._on_disconnect(self._gone)
+        elif self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def _gone(self) -> None:
+        self.gone = True
+        self._session.poke()
 
     async def _watch(self) -> None:
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                self.gone = True
-                self._session.poke()
+                self._gone()
                 return
 
     def alive(self) -> bool:
@@ -243,6 +266,8 @@ class _Disconnect:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        elif self._unwatch is not None:
+            self._unwatch()
 
 
 def _cancel_current_task() -> Callable[[], None]:
@@ -501,7 +526,7 @@ class SockJSApp:
                 query_string=request.query_string,
             )  # fmt: skip
         headers = receive_headers(request, options, envelope)
-        watch = _Disconnect(receive, session)
+        watch = _Disconnect(receive, session, request.scope)
         receiver = Receiver(watch.alive, abort=_cancel_current_task())
         try:
             attached = session.attach(receiver) is Attach.ACCEPTED

@@ -46,7 +46,20 @@ from typing import Any
 from urllib.parse import unquote
 
 from .eager import start_eagerly
-from .h1 import MAX_HEAD, MAX_HEADERS, ChunkedReader, HttpError, RequestHead, encode_head, error_response, find_head_end, parse_head
+from .http import ON_DISCONNECT
+from .h1 import (
+    MAX_HEAD,
+    MAX_HEADERS,
+    ChunkedReader,
+    HttpError,
+    RequestHead,
+    encode_fields,
+    encode_head,
+    error_response,
+    find_head_end,
+    parse_head,
+    status_line,
+)
 from .wsframes import (
     FrameReader,
     OP_BINARY,
@@ -71,6 +84,7 @@ App = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awa
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _HIGH_WATER = 64 * 1024
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,8 @@ class _Connection(asyncio.Protocol):
         self.drained: asyncio.Future[None] | None = None
         self.parsing = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.last_raw = b""
+        self.last_parsed: tuple[RequestHead, bytes, str, bytes] | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -208,13 +224,26 @@ class _Connection(asyncio.Protocol):
                         self.head_since = self.loop.time()
                     return
                 self.buffer = buffer[end:]
+                raw = buffer[:end]
+                self.head_since = None
+                last = self.last_parsed
+                if last is not None and raw == self.last_raw:  # a client repeats its heads (polls, sends of one size)
+                    self.start(*last)
+                    continue
                 try:
-                    head = parse_head(buffer[:end], self.limits.max_headers)
+                    head = parse_head(raw, self.limits.max_headers)
                 except HttpError as error:
                     self.refuse(error)
                     return
-                self.head_since = None
-                self.start(head)
+                try:
+                    parsed = (head, *_split_target(head.target))
+                except HttpError as error:
+                    self.refuse(error, head.version)
+                    return
+                if not head.upgrade:
+                    self.last_raw = raw
+                    self.last_parsed = parsed
+                self.start(*parsed)
         finally:
             self.parsing = False
         if self.reading_paused and self.cycle is None:
@@ -228,27 +257,18 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
         self.closed = True
 
-    def start(self, head: RequestHead) -> None:
-        target = head.target
-        if target[:1] != b"/":
-            if target.startswith((b"http://", b"https://")):
-                slash = target.find(b"/", target.find(b"//") + 2)
-                target = target[slash:] if slash >= 0 else b"/"
-            else:
-                self.refuse(HttpError(400, "Request target must be a path."), head.version)
-                return
-        raw_path, _, query = target.partition(b"?")
-        path = unquote(raw_path.decode("latin-1")) if b"%" in raw_path else raw_path.decode("latin-1")
+    def start(self, head: RequestHead, raw_path: bytes, path: str, query: bytes) -> None:
         server = self.server
         if head.upgrade and head.method == "GET":
             self.start_websocket(head, raw_path, path, query)
             return
-        scope: Scope = {
-            "type": "http", "asgi": _ASGI, "http_version": head.version.decode(), "method": head.method,
-            "scheme": "http", "path": path, "raw_path": raw_path, "query_string": query, "root_path": "",
-            "headers": head.headers, "client": self.client, "server": self.local, "state": server.state.copy() if server.state else {},
-        }  # fmt: skip
         cycle = self.cycle = _HttpCycle(self, head)
+        scope: Scope = {
+            "type": "http", "asgi": _ASGI, "http_version": _VERSIONS[head.version], "method": head.method,
+            "scheme": "http", "path": path, "raw_path": raw_path, "query_string": query, "root_path": "",
+            "headers": head.headers.copy(), "client": self.client, "server": self.local,
+            "state": server.state.copy() if server.state else {}, "extensions": {ON_DISCONNECT: cycle.on_disconnect},
+        }  # fmt: skip
         if head.content_length:
             rest = self.buffer
             self.buffer = b""
@@ -325,7 +345,7 @@ class _Connection(asyncio.Protocol):
             self.refuse(HttpError(400, "Missing or malformed Sec-WebSocket-Key."), head.version)
             return
         scope: Scope = {
-            "type": "websocket", "asgi": _ASGI, "http_version": head.version.decode(), "scheme": "ws",
+            "type": "websocket", "asgi": _ASGI, "http_version": _VERSIONS[head.version], "scheme": "ws",
             "path": path, "raw_path": raw_path, "query_string": query, "root_path": "", "headers": head.headers,
             "client": self.client, "server": self.local, "subprotocols": protocols, "state": dict(self.server.state),
             "extensions": {"websocket.http.response": {}},
@@ -374,12 +394,25 @@ class _Connection(asyncio.Protocol):
             self.close()
 
 
+def _split_target(target: bytes) -> tuple[bytes, str, bytes]:
+    """A request target as ASGI's ``raw_path``, ``path`` (percent-decoded) and ``query_string``."""
+    if target[:1] != b"/":
+        if not target.startswith((b"http://", b"https://")):
+            raise HttpError(400, "Request target must be a path.")
+        slash = target.find(b"/", target.find(b"//") + 2)
+        target = target[slash:] if slash >= 0 else b"/"
+    raw_path, _, query = target.partition(b"?")
+    path = unquote(raw_path.decode("latin-1")) if b"%" in raw_path else raw_path.decode("latin-1")
+    return raw_path, path, query
+
+
 class _HttpCycle:
     """One request and its answer, as ASGI ``receive`` and ``send``."""
 
     __slots__ = (
         "conn", "head", "body_left", "chunked", "body", "more", "body_done", "waiter", "disconnected",
         "started", "status", "headers", "finished", "chunked_out", "keep_alive", "continued", "body_buffered", "final_given",
+        "on_gone",
     )  # fmt: skip
 
     def __init__(self, conn: _Connection, head: RequestHead) -> None:
@@ -400,6 +433,7 @@ class _HttpCycle:
         self.keep_alive = head.keep_alive
         self.continued = not head.expect_continue
         self.final_given = False
+        self.on_gone: Callable[[], None] | None = None
 
     # -- the request body, as it arrives ---------------------------------------------
 
@@ -438,6 +472,18 @@ class _HttpCycle:
     def lost(self) -> None:
         self.disconnected = True
         self._wake()
+        on_gone = self.on_gone
+        if on_gone is not None and not self.finished:
+            self.on_gone = None
+            on_gone()
+
+    def on_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """The ``sockjs_server.on_disconnect`` extension: ``callback()`` when the client goes away first."""
+        self.on_gone = callback
+        return self._unwatch
+
+    def _unwatch(self) -> None:
+        self.on_gone = None
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -517,36 +563,31 @@ class _HttpCycle:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP request")
 
     def _head(self, body: bytes, more: bool) -> bytes:
-        length = False
-        for name, value in self.headers:
-            name = name.lower()
-            if name == b"content-length":
-                length = True
-            elif name == b"connection" and b"close" in value.lower():
-                self.keep_alive = False
+        version = self.head.version
+        try:
+            fields, length, close = encode_fields(self.headers)
+        except ValueError:
+            logger.error("ASGI application answered with a header holding CR or LF; answered 500 instead")
+            self.keep_alive = False
+            self.chunked_out = False
+            self.head = self.head._replace(method="HEAD")
+            return error_response(HttpError(500, "Internal Server Error"), version)
+        if close or not self.body_done:
+            self.keep_alive = False  # asked, or the rest of the body would have to be read: close instead
         extra = _Date.get()
-        if not self.body_done:
-            self.keep_alive = False  # the rest of the body would have to be read: close instead
         if not length:
             if not more:
                 extra += b"content-length: %d\r\n" % len(body)
-            elif self.head.version == b"1.1":
+            elif version == b"1.1":
                 self.chunked_out = True
                 extra += b"transfer-encoding: chunked\r\n"
             else:
                 self.keep_alive = False
         if not self.keep_alive:
             extra += b"connection: close\r\n"
-        elif self.head.version == b"1.0":
+        elif version == b"1.0":
             extra += b"connection: keep-alive\r\n"
-        try:
-            return encode_head(self.head.version, self.status, self.headers, extra)
-        except ValueError:
-            logger.error("ASGI application answered with a header holding CR or LF; answered 500 instead")
-            self.keep_alive = False
-            self.chunked_out = False
-            self.head = self.head._replace(method="HEAD")
-            return error_response(HttpError(500, "Internal Server Error"), self.head.version)
+        return status_line(version, self.status) + fields + extra + b"\r\n"
 
     # -- the application's end -------------------------------------------------------
 

@@ -144,7 +144,7 @@ def session_action(request: RequestHead, options: Options, segment: str) -> Answ
             return method_not_allowed(allowed)
         return envelope
     users = _SEND_USERS.get(segment)
-    if users is None or not any(options.transport_enabled(name) for name in users):
+    if users is None or (options.disabled_transports and not any(options.transport_enabled(name) for name in users)):
         return NOT_FOUND
     if method == "OPTIONS":
         return preflight_answer(request, options, "OPTIONS, POST")

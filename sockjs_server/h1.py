@@ -21,10 +21,12 @@ __all__ = [
     "ChunkedReader",
     "HttpError",
     "RequestHead",
+    "encode_fields",
     "encode_head",
     "error_response",
     "find_head_end",
     "parse_head",
+    "status_line",
 ]
 
 MAX_HEAD = 16384
@@ -43,6 +45,9 @@ _REASONS = {
 }  # fmt: skip
 
 _STATUS_LINES: dict[tuple[bytes, int], bytes] = {}
+_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"upgrade", b"expect"))
+_NO_TOKENS: frozenset[bytes] = frozenset()
+_METHODS = {m.encode(): m for m in ("GET", "POST", "OPTIONS", "HEAD", "PUT", "DELETE", "PATCH")}
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/(\d)\.(\d)")
@@ -102,27 +107,34 @@ def parse_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHead:
         lines = head[line_end + 2 : -4].split(b"\r\n")
         if len(lines) > max_headers:
             raise HttpError(431, f"More than {max_headers} header fields.")
+        special = _SPECIAL
         for line in lines:
             name, _, value = line.partition(b":")
             name = name.lower()
             value = value.strip(b" \t")
             headers.append((name, value))
-            if name == b"content-length":
-                if lengths and value != content_length:
-                    raise HttpError(400, "Conflicting Content-Length fields.")
-                content_length = value
-                lengths += 1
-            elif name == b"transfer-encoding":
-                transfer_encoding = (transfer_encoding + b"," + value) if transfer_encoding else value
-            elif name == b"connection":
-                connection = (connection + b"," + value) if connection else value
-            elif name == b"upgrade":
-                upgrade = (upgrade + b"," + value) if upgrade else value
-            elif name == b"expect":
-                expect = value
+            if name in special:
+                if name == b"content-length":
+                    if lengths and value != content_length:
+                        raise HttpError(400, "Conflicting Content-Length fields.")
+                    content_length = value
+                    lengths += 1
+                elif name == b"transfer-encoding":
+                    transfer_encoding = (transfer_encoding + b"," + value) if transfer_encoding else value
+                elif name == b"connection":
+                    connection = (connection + b"," + value) if connection else value
+                elif name == b"upgrade":
+                    upgrade = (upgrade + b"," + value) if upgrade else value
+                else:
+                    expect = value
     version = b"1.1" if minor == b"1" else b"1.0"
-    tokens = {token.strip() for token in connection.lower().split(b",")} if connection else set()
-    keep_alive = b"close" not in tokens if minor == b"1" else b"keep-alive" in tokens
+    tokens: frozenset[bytes] | set[bytes]
+    if connection:
+        tokens = {token.strip() for token in connection.lower().split(b",")}
+        keep_alive = b"close" not in tokens if minor == b"1" else b"keep-alive" in tokens
+    else:
+        tokens = _NO_TOKENS
+        keep_alive = minor == b"1"
     if transfer_encoding:
         if lengths:
             raise HttpError(400, "Both Transfer-Encoding and Content-Length.")
@@ -135,8 +147,11 @@ def parse_head(head: bytes, max_headers: int = MAX_HEADERS) -> RequestHead:
         length = int(content_length)
     else:
         length = 0
+    method = _METHODS.get(method_raw)
+    if method is None:
+        method = method_raw.decode("ascii")
     return RequestHead(
-        method_raw.decode("ascii"), target, version, headers, keep_alive, length,
+        method, target, version, headers, keep_alive, length,
         b"upgrade" in tokens and upgrade.lower() == b"websocket", minor == b"1" and expect.lower() == b"100-continue",
     )  # fmt: skip
 
@@ -167,6 +182,35 @@ def encode_head(version: bytes, status: int, headers: Iterable[tuple[bytes, byte
     if head.count(b"\n") != len(parts) - 1 + extra.count(b"\n") or head.count(b"\r") != head.count(b"\n"):
         raise ValueError("a response header holds CR or LF")
     return head
+
+
+_FIELD_CACHE: dict[tuple[tuple[bytes, bytes], ...], tuple[bytes, bool, bool]] = {}
+
+
+def encode_fields(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bool, bool]:
+    """An application's response fields encoded, whether they hold a Content-Length, and whether they
+    ask to close the connection; kept for the next response with the same fields (an app answers with
+    a few sets). ValueError when a name or value holds CR or LF."""
+    key = tuple(headers)
+    found = _FIELD_CACHE.get(key)
+    if found is not None:
+        return found
+    parts = []
+    length = close = False
+    for name, value in key:
+        parts.append(b"%s: %s\r\n" % (name, value))
+        lowered = name.lower()
+        if lowered == b"content-length":
+            length = True
+        elif lowered == b"connection" and b"close" in value.lower():
+            close = True
+    fields = b"".join(parts)
+    if fields.count(b"\n") != len(parts) or fields.count(b"\r") != len(parts):
+        raise ValueError("a response header holds CR or LF")
+    if len(_FIELD_CACHE) >= 512:
+        _FIELD_CACHE.clear()
+    found = _FIELD_CACHE[key] = (fields, length, close)
+    return found
 
 
 def error_response(error: HttpError, version: bytes = b"1.1") -> bytes:

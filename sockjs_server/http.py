@@ -20,6 +20,7 @@ __all__ = [
     "NO_CACHE",
     "NOSNIFF",
     "NOT_FOUND",
+    "ON_DISCONNECT",
     "TEXT_PLAIN",
     "Answer",
     "RequestHead",
@@ -41,6 +42,11 @@ NOSNIFF: dict[str, str] = {"X-Content-Type-Options": "nosniff"}
 """On script and HTML responses: a browser must not guess another type for what a client controls."""
 
 TEXT_PLAIN = "text/plain; charset=UTF-8"
+
+ON_DISCONNECT = "sockjs_server.on_disconnect"
+"""An ASGI extension the built-in server offers: ``scope["extensions"][ON_DISCONNECT](callback)``
+calls ``callback()`` when the client goes away before the answer ends and returns the function that
+stops watching; it spares a pending poll the task that would wait for ``http.disconnect``."""
 
 
 class RequestHead(Protocol):
