@@ -74,7 +74,7 @@ from .wsframes import (
     encode_frame,
 )
 
-__all__ = ["Limits", "Server", "serve"]
+__all__ = ["Limits", "Server", "run", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -962,6 +962,47 @@ class Server:
             await self._lifespan.shutdown()
 
 
+def run(
+    app: App,
+    apps: Sequence[Any] = (),
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    limits: Limits | None = None,
+    uvloop: bool = False,
+    sock: socket.socket | None = None,
+    started: Callable[[Server], None] | None = None,
+) -> None:
+    """Serve ``app`` at ``host``:``port`` (or on ``sock``) until SIGINT or SIGTERM, then stop cleanly:
+    ``apps`` (the :class:`~sockjs_server.asgi.SockJSApp`\\ s in ``app``) send their sessions close frames first.
+    ``started(server)`` is called once listening (``server.port`` is the real port when ``port=0``)."""
+    if sock is None:
+        sock = socket.create_server((host, port), reuse_port=False)
+
+    async def main() -> None:
+        server = Server(app, apps, limits=limits)
+        await server.start([sock])
+        if started is not None:
+            started(server)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await server.stop()
+
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    if uvloop:
+        import uvloop as uvloop_module
+
+        runner = uvloop_module.run
+    runner(main())
+
+
 def serve(
     routes: Mapping[str, Any],
     args: argparse.Namespace,
@@ -977,30 +1018,12 @@ def serve(
     from .serving import listening_socket
 
     router = SockJSRouter(routes, fallback)
-    sock = listening_socket(args)
     lines = [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes] + list(fallback_lines)
 
-    async def main() -> None:
-        server = Server(router, router.apps)
-        await server.start([sock])
+    def started(server: Server) -> None:
         host, port = server.servers[0].sockets[0].getsockname()[:2]
         for label, path in lines:
             announce(f"{label} at http://{host}:{port}{path}")
         announce("(Ctrl+C to stop)")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-            await server.stop()
 
-    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
-    if getattr(args, "uvloop", False):
-        import uvloop
-
-        runner = uvloop.run
-    runner(main())
+    run(router, router.apps, sock=listening_socket(args), uvloop=bool(getattr(args, "uvloop", False)), started=started)

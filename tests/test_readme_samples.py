@@ -104,7 +104,7 @@ def test_there_are_asgi_samples() -> None:
 def test_asgi_sample_serves_sockjs_where_it_is_mounted(sample: str, tmp_path: Path) -> None:
     """The Starlette and FastAPI samples answer SockJS requests below their mount path."""
     pytest.importorskip("uvicorn")
-    mount = re.search(r'[Mm]ount\("(/\w+)"', sample)
+    mount = re.search(r'[Mm]ount\("(/\w+)"|SockJSRouter\(\{"(/\w+)"', sample)
     assert mount, "the sample mounts its endpoint"
     port = free_port()
     (tmp_path / "sample.py").write_text(re.sub(r"(?<![\w.])port=\d+", f"port={port}", sample))
@@ -113,7 +113,7 @@ def test_asgi_sample_serves_sockjs_where_it_is_mounted(sample: str, tmp_path: Pa
     )
     try:
         wait_listening(process, [port])
-        base = f"http://127.0.0.1:{port}{mount.group(1)}"
+        base = f"http://127.0.0.1:{port}{mount.group(1) or mount.group(2)}"
         with urllib.request.urlopen(base + "/info", timeout=GUARD) as response:
             assert b'"websocket": true' in response.read()
         opened = urllib.request.Request(base + "/000/readme/xhr", method="POST")
