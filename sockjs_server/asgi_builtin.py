@@ -179,6 +179,11 @@ class _Connection(asyncio.Protocol):
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
         self.drained = None
+        if self.cycle is None and self.websocket is None:
+            if self.buffer:
+                self.next_request()  # pipelined requests waited for the client to read our answers
+            elif self.reading_paused:
+                self.resume_reading()
 
     async def drain(self) -> None:
         """Wait until the client has read enough of what was written (or is gone)."""
@@ -211,6 +216,11 @@ class _Connection(asyncio.Protocol):
         self.parsing = True
         try:
             while self.cycle is None and self.websocket is None and self.buffer and not self.closed:
+                if self.writing_paused:
+                    # A client that sends requests without reading the answers: the next one
+                    # waits until it has read (resume_writing), rather than answers piling up.
+                    self.pause_reading()
+                    return
                 buffer = self.buffer
                 if buffer[:2] == b"\r\n":
                     buffer = self.buffer = buffer.lstrip(b"\r\n")
@@ -246,7 +256,7 @@ class _Connection(asyncio.Protocol):
                 self.start(*parsed)
         finally:
             self.parsing = False
-        if self.reading_paused and self.cycle is None:
+        if self.reading_paused and self.cycle is None and not self.writing_paused:
             self.resume_reading()
 
     def refuse(self, error: HttpError, version: bytes = b"1.1") -> None:
@@ -306,7 +316,7 @@ class _Connection(asyncio.Protocol):
         self._idle()
         if self.buffer:
             self.next_request()
-        elif self.reading_paused:
+        elif self.reading_paused and not self.writing_paused:
             self.resume_reading()
 
     # -- websockets ----------------------------------------------------------------
@@ -656,7 +666,8 @@ class _WebsocketCycle:
             elif opcode == OP_BINARY:
                 self._event({"type": "websocket.receive", "bytes": payload})
             elif opcode == OP_PING:
-                if self.state == self.OPEN:
+                # Not while the client is not reading: a ping flood must not pile up pongs.
+                if self.state == self.OPEN and not self.conn.writing_paused:
                     self.conn.write(encode_frame(OP_PONG, payload))
             elif opcode == OP_CLOSE:
                 code, _reason = payload

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import os
 import re
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -344,3 +345,58 @@ async def test_a_quiet_websocket_is_pinged_and_closed_when_the_peer_is_dead() ->
             writer.close()
     finally:
         await srv.close()
+
+
+async def test_pipelined_requests_wait_for_a_client_that_does_not_read(server: BuiltinServer) -> None:
+    """Requests sent without reading the answers: the server stops reading instead of buffering answers."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds few of the answers
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        request = b"POST /x HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" + b"x" * 4096
+        sent = 0
+        for _ in range(10000):  # bounded: the server stops reading long before
+            writer.write(request)
+            try:
+                await asyncio.wait_for(writer.drain(), 0.5)
+            except asyncio.TimeoutError:
+                break
+            sent += 1
+        assert sent < 10000, "the server kept reading requests whose answers nobody read"
+        for conn in server._server.connections:
+            assert conn.transport.get_write_buffer_size() <= 4 * 65536
+        # The client reads: every request sent is answered, in order.
+        answered = 0
+        while answered < sent:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            assert len(await asyncio.wait_for(reader.readexactly(4096), TIMEOUT)) == 4096
+            answered += 1
+    finally:
+        writer.close()
+
+
+async def test_a_ping_flood_from_a_client_that_does_not_read_piles_up_no_pongs(sockjs_server: BuiltinServer) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", sockjs_server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        key = base64.b64encode(os.urandom(16))
+        writer.write(
+            b"GET /echo/000/%s/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (new_id().encode(), key)
+        )
+        ping = _client_frame(9, b"p" * 125)
+        for _ in range(200):  # 200 x 1000 pings of 125 bytes, bounded by timeouts
+            writer.write(ping * 1000)
+            try:
+                await asyncio.wait_for(writer.drain(), 0.5)
+            except asyncio.TimeoutError:
+                break
+        for conn in sockjs_server._server.connections:
+            assert conn.transport.get_write_buffer_size() <= 4 * 65536
+    finally:
+        writer.close()
