@@ -15,7 +15,8 @@ websocket compression.
 Limits (defaults of :class:`Limits`): a request head of at most
 ``max_head`` bytes and ``max_headers`` fields (431), a head completed
 within ``head_timeout`` seconds of its first byte and a new request within
-``keep_alive_timeout`` of the last answer (the connection closes), at most
+``keep_alive_timeout`` of the last answer (the connection closes), a
+request body that stalls for ``body_timeout`` seconds answered 408, at most
 ``max_body_buffer`` bytes of a request body or ``max_websocket_queue``
 websocket messages read ahead of the application (reading pauses until it
 takes them), websocket messages of at most ``max_websocket_message``
@@ -94,6 +95,7 @@ class Limits:
     max_head: int = MAX_HEAD
     max_headers: int = MAX_HEADERS
     head_timeout: float = 30.0
+    body_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
     max_body_buffer: int = 64 * 1024
     max_websocket_queue: int = 64
@@ -391,9 +393,15 @@ class _Connection(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         """Close a connection idle for ``keep_alive_timeout``, answer 408 to a head not completed in
-        ``head_timeout``, ping quiet websockets (the server's sweep calls this: no timer per request)."""
+        ``head_timeout`` or a body that stalls for ``body_timeout``, ping quiet websockets (the
+        server's sweep calls this: no timer per request)."""
         if self.websocket is not None:
             self.websocket.check(now)
+            return
+        cycle = self.cycle
+        if cycle is not None:
+            if cycle.body_left and now - cycle.body_since > self.limits.body_timeout:
+                cycle.stalled()
             return
         if self.cycle is not None or self.websocket is not None or self.closed:
             return
@@ -422,7 +430,7 @@ class _HttpCycle:
     __slots__ = (
         "conn", "head", "body_left", "chunked", "body", "more", "body_done", "waiter", "disconnected",
         "started", "status", "headers", "finished", "chunked_out", "keep_alive", "continued", "body_buffered", "final_given",
-        "on_gone",
+        "on_gone", "body_since",
     )  # fmt: skip
 
     def __init__(self, conn: _Connection, head: RequestHead) -> None:
@@ -444,6 +452,7 @@ class _HttpCycle:
         self.continued = not head.expect_continue
         self.final_given = False
         self.on_gone: Callable[[], None] | None = None
+        self.body_since = conn.loop.time() if head.content_length else 0.0
 
     # -- the request body, as it arrives ---------------------------------------------
 
@@ -471,6 +480,8 @@ class _HttpCycle:
                 self.body_done = True
             else:
                 self.body_left -= len(data)
+        if self.body_left:
+            self.body_since = self.conn.loop.time()
         if data:
             self.body.append(data)
             self.body_buffered += len(data)
@@ -478,6 +489,15 @@ class _HttpCycle:
                 self.conn.pause_reading()
         self._wake()
         return rest
+
+    def stalled(self) -> None:
+        """The body stopped arriving: 408 when nothing was answered yet, and the connection closes."""
+        self.body_left = 0
+        conn = self.conn
+        if not self.started:
+            conn.write(error_response(HttpError(408, "Request body not received in time."), self.head.version))
+        conn.close()
+        self.lost()
 
     def lost(self) -> None:
         self.disconnected = True
@@ -535,6 +555,8 @@ class _HttpCycle:
     # -- the answer --------------------------------------------------------------------
 
     async def send(self, message: Message) -> None:
+        if self.conn.closed and self.conn.cycle is self:
+            return  # the client is gone (or timed out): nothing more reaches it
         kind = message["type"]
         if kind == "http.response.body":
             if not self.started or self.finished:
@@ -603,7 +625,7 @@ class _HttpCycle:
 
     def app_done(self) -> None:
         if not self.finished:
-            if not self.started:
+            if not self.started and not self.conn.closed:
                 logger.error("ASGI application returned without answering the request")
             self.app_failed()
 
@@ -936,7 +958,7 @@ class Server:
 
     async def _sweep(self) -> None:
         limits = self.limits
-        interval = max(0.05, min(0.5, limits.keep_alive_timeout / 4, limits.head_timeout / 4,
+        interval = max(0.05, min(0.5, limits.keep_alive_timeout / 4, limits.head_timeout / 4, limits.body_timeout / 4,
                                  (limits.ping_interval or 2.0) / 4, limits.ping_timeout / 4))
         while True:
             await asyncio.sleep(interval)

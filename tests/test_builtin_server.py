@@ -180,10 +180,12 @@ async def test_the_application_s_failures_are_500(server: BuiltinServer) -> None
         assert b"set-cookie" not in answer
 
 
-@pytest.mark.parametrize("server", [{"head_timeout": 0.2, "keep_alive_timeout": 0.2}], indirect=True)
+@pytest.mark.parametrize("server", [{"head_timeout": 0.2, "keep_alive_timeout": 0.2, "body_timeout": 0.2}], indirect=True)
 async def test_a_head_not_completed_in_time_is_408_and_idle_connections_close(server: BuiltinServer) -> None:
     answer = await exchange(server.port, b"GET /slow HTTP/1.1\r\nHost: x\r\n")
     assert statuses(answer) == [408]
+    answer = await exchange(server.port, b"POST /slow HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    assert statuses(answer) == [408] and b"body" in answer
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # idle: closed without an answer
