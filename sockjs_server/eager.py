@@ -1,10 +1,12 @@
 """Running a coroutine in the caller until it first has to wait.
 
-A websocket flush nearly always writes without waiting; only a client that
-stopped reading makes it wait for the connection to drain. Started by hand,
-such a flush costs no task when it does not wait, and when it does, the rest
-goes on in a task of its own: whoever started it (the endpoint's shared flush
-task, which writes every session a broadcast woke) moves on at once, and one
+A websocket write nearly always goes through without waiting; only a client
+that stopped reading makes it wait for the connection to drain. Where a write
+might wait (aiohttp: the connection's buffer is near its high-water mark; an
+ASGI server gives no such sign beforehand), it is started by hand: it costs
+no task when it does not wait after all, and when it does, the rest goes on
+in a task of its own. Whoever started it (the endpoint's shared flush task,
+which writes every session a broadcast woke) moves on at once, and one
 stalled client holds up nobody else.
 """
 

@@ -8,7 +8,7 @@ code a bad message earns and what a send request answers is decided here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 from urllib.parse import parse_qs
 
@@ -217,20 +217,23 @@ def on_client_close(code: int) -> Close | None:
     return None
 
 
-async def flush_frames(ws: WebsocketConnection, session: Session, errors: tuple[type[BaseException], ...]) -> None:
-    """Write the session's frames; after the close frame, close the websocket.
+async def flush_frames(
+    ws: WebsocketConnection, session: Session, errors: tuple[type[BaseException], ...], frame: str | None = None
+) -> None:
+    """Write the session's frames, from ``frame`` if the caller already took one;
+    after the close frame, close the websocket.
 
     ``errors`` are the layer's exceptions meaning the connection is gone.
     """
     try:
-        while True:
+        if frame is None:
             frame = session.next_frame()
-            if frame is None:
-                return
+        while frame is not None:
             await ws.send_str(frame)
             if frame[0] == "c":
                 await ws.close()
                 return
+            frame = session.next_frame()
     except errors:
         session.transport_closed(CloseCode.INTERRUPTED)
 
@@ -239,11 +242,18 @@ def _replace_lone_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-async def flush_raw(ws: WebsocketConnection, session: Session, errors: tuple[type[BaseException], ...]) -> None:
-    """Write queued messages as they are; once the session is closed, close the websocket with its code."""
+async def flush_raw(
+    ws: WebsocketConnection,
+    session: Session,
+    errors: tuple[type[BaseException], ...],
+    taken: Sequence[str | bytes] | None = None,
+) -> None:
+    """Write queued messages as they are, from ``taken`` if the caller already took some;
+    once the session is closed, close the websocket with its code."""
     try:
         while True:
-            messages = session.take_raw()
+            messages = session.take_raw() if taken is None else taken
+            taken = None
             for message in messages:
                 if isinstance(message, bytes):
                     await ws.send_bytes(message)

@@ -75,7 +75,10 @@ class _SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"[{self.extra['session']}] {msg}", kwargs  # type: ignore[index]
 
 
-Flush = Callable[[], Coroutine[Any, Any, None]]
+Flush = Callable[[], Coroutine[Any, Any, Coroutine[Any, Any, None] | None]]
+"""A websocket receiver's flush: it writes what is queued and returns ``None``, or returns
+what is left undone where a write might have to wait (its client stopped reading, the
+close), for the caller to run: the shared :class:`FlushQueue` task must never wait."""
 
 
 class Receiver:
@@ -86,13 +89,13 @@ class Receiver:
     away silently while the request is idle. A websocket receiver has a
     ``flush`` coroutine instead: waking it puts it on its endpoint's
     :class:`FlushQueue` (one task writes every woken websocket of a loop
-    turn; a congested one gets a task of its own), and :meth:`Session.send`
+    turn; what might wait goes on in a task of its own), and :meth:`Session.send`
     flushes in the sender's own task, so an echo or ping-pong reply costs no
     extra task switch and an idle websocket session holds no writer task.
     """
 
     __slots__ = (
-        "_alive", "_wakeup", "_loop", "_flush", "_queue", "_congested", "flushing", "_task", "write", "_abort"
+        "_alive", "_wakeup", "_loop", "_flush", "_queue", "flushing", "_task", "write", "_abort"
     )
 
     def __init__(
@@ -101,7 +104,6 @@ class Receiver:
         *,
         flush: Flush | None = None,
         queue: FlushQueue | None = None,
-        congested: Callable[[], bool] | None = None,
         write: Callable[[str], Awaitable[None]] | None = None,
         abort: Callable[[], None] | None = None,
     ) -> None:
@@ -113,7 +115,6 @@ class Receiver:
         self._loop = asyncio.get_running_loop()
         self._flush = flush
         self._queue = queue
-        self._congested = congested
         self.flushing = False
         self._task: asyncio.Task[None] | None = None
 
@@ -156,7 +157,9 @@ class Receiver:
             return
         self.flushing = True
         try:
-            await self._flush()
+            rest = await self._flush()
+            if rest is not None:
+                await rest
         finally:
             self.flushing = False
 
@@ -173,7 +176,9 @@ class Receiver:
     async def _flush_task(self) -> None:
         assert self._flush is not None
         try:
-            await self._flush()
+            rest = await self._flush()
+            if rest is not None:
+                await rest
         finally:
             self.flushing = False
             self._task = None
@@ -183,9 +188,10 @@ class FlushQueue:
     """Websocket receivers woken during a loop turn, written by one task.
 
     A broadcast wakes every session; one task walking the list costs far
-    less than a task per session. Each flush runs here until it has to wait
-    (its client stopped reading): then it goes on in a task of its own, so a
-    stalled client never holds up the other sessions.
+    less than a task per session. Each flush writes here only what cannot
+    wait; what might (its client stopped reading) it hands back, and that
+    runs here until it has to wait, then in a task of its own: a stalled
+    client never holds up the other sessions.
     """
 
     __slots__ = ("_loop", "_dirty", "_task")
@@ -207,27 +213,29 @@ class FlushQueue:
             while self._dirty:
                 batch, self._dirty = self._dirty, []
                 for index, receiver in enumerate(batch):
-                    # Each receiver's flush is awaited here directly (no coroutine of the
-                    # receiver's own around it): this runs once per session a broadcast wakes.
+                    # Each receiver's flush is awaited here directly (no coroutine or task of
+                    # the receiver's own around it): this runs once per session a broadcast wakes.
                     try:
-                        congested = receiver._congested
-                        if congested is not None and congested():
-                            # A slow client must not hold up the others: it waits in a task of its own.
-                            receiver._spawn()
-                            continue
                         flush = receiver._flush
                         assert flush is not None
-                        # Written here until it has to wait (a client that stopped reading
-                        # after all): then it goes on in a task of its own.
-                        task = None
+                        rest = None
                         try:
-                            task = start_eagerly(flush())
+                            rest = await flush()
                         finally:
-                            if task is None:
+                            if rest is None:
                                 receiver.flushing = False
-                            else:
-                                receiver._task = task
-                                task.add_done_callback(receiver._flushed)
+                        if rest is not None:
+                            # A write that might wait: started here, and where it has to wait
+                            # it goes on in a task of its own.
+                            task = None
+                            try:
+                                task = start_eagerly(rest)
+                            finally:
+                                if task is None:
+                                    receiver.flushing = False
+                                else:
+                                    receiver._task = task
+                                    task.add_done_callback(receiver._flushed)
                     except Exception:
                         logger.exception("websocket flush failed")
                 batch = []

@@ -97,17 +97,101 @@ async def websocket(request: web.Request, endpoint: Endpoint, session_id: str) -
         return ws
     session = _new_session(request, endpoint, session_id, "websocket")
     decode = partial(decode_framed, max_messages=endpoint.options.max_messages_per_frame)
-    await _serve(request, ws, endpoint, session, decode, flush_frames)
+    await _serve(request, ws, endpoint, session, decode)
     return ws
 
 
-CONGESTED = 16 * 1024
-"""Bytes waiting in a websocket's send buffer above which it is flushed in a task of its own."""
+_FRAME_HEADER = 14
+"""The longest websocket frame header, in bytes."""
 
 
-def _congested(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.get_write_buffer_size() > CONGESTED
+class _Flush:
+    """An aiohttp websocket's flush, awaited by the endpoint's shared flush task (which
+    writes every session a broadcast woke).
+
+    aiohttp waits for a client only while the connection's writing is paused, which
+    the transport does once its buffer goes above its high-water mark: a frame that
+    keeps the buffer below the mark is written here at once, as nearly every frame
+    is. What might wait (a frame that would fill the buffer, a client that stopped
+    reading, deflate, the close) is handed back undone: it runs until it has to wait,
+    then in a task of its own (:class:`~sockjs_server.session.FlushQueue`), so a
+    stalled client holds up no other session, and the common case costs no task and
+    no coroutine beyond the writes.
+    """
+
+    __slots__ = ("_ws", "_session", "_transport", "_protocol", "_high")
+
+    def __init__(self, ws: web.WebSocketResponse, session: Session, request: web.Request) -> None:
+        self._ws = ws
+        self._session = session
+        self._transport = transport = request.transport
+        self._protocol = request.protocol
+        high = 0  # no room ever: every write is handed back
+        if transport is not None and not ws.compress:
+            try:
+                high = transport.get_write_buffer_limits()[1]
+            except NotImplementedError:
+                pass
+        self._high = high
+
+    def _room(self, size: int) -> bool:
+        """Whether a frame of ``size`` bytes is written without pausing (so without waiting)."""
+        transport = self._transport
+        return (
+            transport is not None
+            and not self._protocol.writing_paused
+            and transport.get_write_buffer_size() + size + _FRAME_HEADER < self._high
+        )
+
+    async def frames(self) -> Coroutine[Any, Any, None] | None:
+        """The SockJS-framed websocket's flush."""
+        session = self._session
+        while True:
+            frame = session.next_frame()
+            if frame is None:
+                return None
+            transport = self._transport  # self._room, inlined: this runs once per session a broadcast wakes
+            if (
+                frame[0] == "c"
+                or transport is None
+                or self._protocol.writing_paused
+                or transport.get_write_buffer_size() + (len(frame) if frame.isascii() else 4 * len(frame))
+                >= self._high - _FRAME_HEADER
+            ):
+                return flush_frames(self._ws, session, _SEND_ERRORS, frame)
+            try:
+                await self._ws.send_str(frame)
+            except _SEND_ERRORS:
+                session.transport_closed(CloseCode.INTERRUPTED)
+                return None
+
+    async def raw(self) -> Coroutine[Any, Any, None] | None:
+        """The raw websocket's flush."""
+        session = self._session
+        ws = self._ws
+        while True:
+            messages = session.take_raw()
+            for index, message in enumerate(messages):
+                if isinstance(message, bytes):
+                    size = len(message)
+                else:
+                    size = len(message) if message.isascii() else 4 * len(message)
+                if not self._room(size):
+                    return flush_raw(ws, session, _SEND_ERRORS, messages[index:])
+                try:
+                    if isinstance(message, bytes):
+                        await ws.send_bytes(message)
+                    else:
+                        await ws.send_str(message)
+                except UnicodeEncodeError:  # a lone surrogate, nothing written: flush_raw replaces it
+                    return flush_raw(ws, session, _SEND_ERRORS, messages[index:])
+                except _SEND_ERRORS:
+                    session.transport_closed(CloseCode.INTERRUPTED)
+                    return None
+            if session.closed:
+                return flush_raw(ws, session, _SEND_ERRORS, ())  # the close
+            if not messages:
+                return None
 
 
 class _QuietHixie76(logging.Filter):
@@ -147,14 +231,14 @@ async def _serve(
     endpoint: Endpoint,
     session: Session,
     decode: Callable[[str], list[str]],
-    flush: Callable[[web.WebSocketResponse, Session, tuple[type[BaseException], ...]], Coroutine[Any, Any, None]],
+    raw: bool = False,
 ) -> None:
     """Read client messages into the session; its frames are written by the
     receiver's flushes. The session ends with the websocket."""
+    flush = _Flush(ws, session, request)
     receiver = Receiver(
-        flush=partial(flush, ws, session, _SEND_ERRORS),
+        flush=flush.raw if raw else flush.frames,
         queue=endpoint.flush_queue,
-        congested=partial(_congested, request),
         write=ws.send_str,
         abort=partial(abort_connection, request),
     )
@@ -218,5 +302,5 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     if not isinstance(ws, web.WebSocketResponse):
         return ws
     session = _new_session(request, endpoint, "", "websocket-raw", raw=True, subprotocol=subprotocol)
-    await _serve(request, ws, endpoint, session, decode_raw, flush_raw)
+    await _serve(request, ws, endpoint, session, decode_raw, raw=True)
     return ws

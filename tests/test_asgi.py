@@ -141,23 +141,26 @@ async def test_stopping_the_server_sends_close_frames_first(aiohttp_client: Any,
     assert not sockjs.endpoint.sessions
 
 
-async def test_a_stalled_websocket_client_holds_up_no_other_session(serve: Serve) -> None:
+@pytest.mark.parametrize("stalled", ["websocket", "raw websocket"])
+async def test_a_stalled_websocket_client_holds_up_no_other_session(serve: Serve, stalled: str) -> None:
     """An ASGI send waits while the server's buffer for a client that stopped reading is full
-    (granian's holds about 3 MB); nothing else may wait behind it, a broadcast neither."""
+    (granian's holds about 3 MB), aiohttp's once it is above its high-water mark; nothing
+    else may wait behind it, a broadcast neither."""
     sent = 0
 
     async def flood_or_listen(session: Session) -> None:
         nonlocal sent
-        if session.id == "stalled":
+        if session.id == "stalled" or session.transport == "websocket-raw":
             while not session.closed:
                 await session.send("f" * 10_000)
                 sent += 1
         await session.wait_closed()
 
     served = await serve(flood_or_listen, send_timeout=1000 * UNIT, heartbeat_delay=1000 * UNIT)
+    path = served.client.url("stalled", "websocket") if stalled == "websocket" else served.client.prefix + "/websocket"
     async with await RawHTTP.connect(served.host, served.port) as conn:
         conn.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        assert (await raw_ws_handshake(conn, served.client.url("stalled", "websocket"))).status == 101
+        assert (await raw_ws_handshake(conn, path)).status == 101
         conn.writer.transport.pause_reading()  # type: ignore[attr-defined]
         before = -1
         while sent != before:  # until the flood waits (every buffer on the way is full)
