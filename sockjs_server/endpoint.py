@@ -110,6 +110,10 @@ class Endpoint:
             "queued_bytes": queued,
             "queued_bytes_high_water": c.queued_bytes_high_water,
             "slow_consumer_closes": c.slow_consumer_closes,
+            "slow_consumer_closes_by_limit": {
+                "max_queue": c.queue_overflow_closes,
+                "send_timeout": c.send_timeout_closes,
+            },
             "request_errors": dict(c.request_errors),
         }
 

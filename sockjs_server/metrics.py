@@ -112,7 +112,13 @@ def _families(figures: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
     bytes_out = counter("sockjs_out_bytes", "Encoded size of the messages queued for clients.")
     queued = gauge("sockjs_queued_bytes", "Bytes queued for clients now, all sessions together.")
     high = gauge("sockjs_queued_bytes_high_water", "Most bytes one session has held queued.")
-    slow = counter("sockjs_slow_consumer_closes", 'Sessions closed with 3001 "Send queue overflow".')
+    slow = counter(
+        "sockjs_slow_consumer_closes",
+        'Sessions closed with 3001 for a client that did not keep up, by the limit it ran into: max_queue'
+        ' ("Send queue overflow": max_queue_bytes or max_queue_messages) or send_timeout ("Slow consumer":'
+        " nothing taken for send_timeout).",
+        ["limit"],
+    )
     errors = counter("sockjs_request_errors", "Error answers (HTTP status >= 400), by status.", ["status"])
     s_conn = gauge("sockjs_stomp_connections", "Open STOMP connections by transport.", ["transport"])
     s_opened = counter("sockjs_stomp_connections_opened", "STOMP connections accepted.")
@@ -142,7 +148,8 @@ def _families(figures: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
         bytes_out.add_metric(e, fig["bytes_out"])
         queued.add_metric(e, fig["queued_bytes"])
         high.add_metric(e, fig["queued_bytes_high_water"])
-        slow.add_metric(e, fig["slow_consumer_closes"])
+        for limit, n in sorted(fig["slow_consumer_closes_by_limit"].items()):
+            slow.add_metric([*e, limit], n)
         for status, n in sorted(fig["request_errors"].items()):
             errors.add_metric([*e, str(status)], n)
         stomp = fig.get("stomp")

@@ -627,7 +627,7 @@ class Session:
             if queued == size and (self._timer is None or now + state.send_timeout < self._timer_at):
                 self._schedule()
         elif queued == PUSH_OVERFLOW:
-            self._counters.slow_consumer_closes += 1
+            self._counters.queue_overflow_closes += 1
             self._log.warning("send queue overflow, closing")
             self._after_change()
         return queued
@@ -835,6 +835,7 @@ class Session:
         was_open = not state.closed_for_app
         state.tick(self._loop.time())
         if was_open and state.slow_consumer:
+            self._counters.send_timeout_closes += 1
             self._log.warning("client took nothing for %s s, closing as a slow consumer", state.send_timeout)
             receiver = self._receiver
             if receiver is not None:

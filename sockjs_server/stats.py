@@ -27,7 +27,8 @@ class EndpointCounters:
         "messages_out",
         "bytes_out",
         "queued_bytes_high_water",
-        "slow_consumer_closes",
+        "queue_overflow_closes",
+        "send_timeout_closes",
         "request_errors",
     )
 
@@ -46,10 +47,18 @@ class EndpointCounters:
         self.bytes_out = 0
         #: The most bytes any one session has held queued for its client.
         self.queued_bytes_high_water = 0
-        #: Sessions closed with ``3001 "Send queue overflow"`` (a client that did not read).
-        self.slow_consumer_closes = 0
+        #: Sessions closed as slow consumers (code 3001), by the limit their client ran into:
+        #: ``"Send queue overflow"`` (``max_queue_bytes``/``max_queue_messages``, reached through
+        #: ``send_nowait`` and broadcasts) and ``"Slow consumer"`` (nothing taken for ``send_timeout``).
+        self.queue_overflow_closes = 0
+        self.send_timeout_closes = 0
         #: Error answers (HTTP status >= 400) by status.
         self.request_errors: dict[int, int] = {}
+
+    @property
+    def slow_consumer_closes(self) -> int:
+        """Every 3001 close, both kinds: what an operator watches for clients that do not keep up."""
+        return self.queue_overflow_closes + self.send_timeout_closes
 
     def opened(self, transport: str) -> None:
         opened = self.sessions_opened

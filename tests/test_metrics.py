@@ -17,9 +17,22 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from sockjs_client import GUARD, UNIT, AppServer, SockJSClient, bounded, echo, new_id
+from sockjs_client import (
+    GUARD,
+    UNIT,
+    AppServer,
+    RawHTTP,
+    Serve,
+    Served,
+    SockJSClient,
+    bounded,
+    closing,
+    echo,
+    new_id,
+    raw_ws_handshake,
+)
 from sockjs_server import Options, Session, add_endpoint
-from sockjs_server.metrics import add_metrics_route, stats
+from sockjs_server.metrics import SockJSCollector, add_metrics_route, stats
 from sockjs_server.stomp import MemoryBroker, StompServer
 from sockjs_server.stomp.relay import relay_from_url
 from sockjs_server.stomp.tcp import start_tcp_server
@@ -174,7 +187,8 @@ async def test_scrape_during_every_transport_and_stomp(served: tuple[TestClient,
     assert value(samples, "sockjs_request_errors_total", status="405", **e) == 1
     assert ("sockjs_queued_bytes", frozenset(e.items())) in samples
     slow_labels = {"endpoint": "/slow"}
-    assert value(samples, "sockjs_slow_consumer_closes_total", **slow_labels) == 1
+    assert value(samples, "sockjs_slow_consumer_closes_total", limit="max_queue", **slow_labels) == 1
+    assert value(samples, "sockjs_slow_consumer_closes_total", limit="send_timeout", **slow_labels) == 0
     assert value(samples, "sockjs_sessions_closed_total", code="3001", **slow_labels) == 1
     assert 0 < value(samples, "sockjs_queued_bytes_high_water", **slow_labels) <= 500
     s = {"endpoint": "/stomp"}
@@ -236,7 +250,7 @@ import sys
 sys.modules["prometheus_client"] = None  # as if not installed
 from aiohttp import web
 from sockjs_server import add_endpoint
-from sockjs_server.metrics import add_metrics_route, stats
+from sockjs_server.metrics import SockJSCollector, add_metrics_route, stats
 from sockjs_server.testserver import echo
 app = web.Application()
 add_endpoint(app, "/echo", echo)
@@ -249,6 +263,66 @@ except ImportError as exc:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "pip install 'sockjs-server[metrics]'" in result.stdout
+
+
+# -- slow consumers: both kinds of 3001 close, counted by the limit reached (every layer) ---------
+
+
+def slow_consumer_figures(served: Served) -> tuple[int, dict[str, int], dict[str, float]]:
+    """The endpoint's slow-consumer closes: in total and by limit from stats(), by limit from Prometheus."""
+    from prometheus_client import CollectorRegistry
+
+    figures = served.endpoint.stats()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SockJSCollector([served.endpoint]))
+    prometheus = {
+        limit: registry.get_sample_value(
+            "sockjs_slow_consumer_closes_total", {"endpoint": served.endpoint.prefix, "limit": limit}
+        )
+        or 0.0
+        for limit in ("max_queue", "send_timeout")
+    }
+    return figures["slow_consumer_closes"], figures["slow_consumer_closes_by_limit"], prometheus
+
+
+async def test_a_send_queue_overflow_counts_as_a_slow_consumer_close(serve: Serve) -> None:
+    """max_queue_messages reached while the polling client is away: 3001 "Send queue overflow"."""
+    polled = asyncio.Event()
+    overflowed = asyncio.Event()
+
+    async def overflow(session: Session) -> None:
+        await polled.wait()  # no poll pending now: the messages stay queued
+        for _ in range(6):
+            session.send_nowait("x")
+        overflowed.set()
+        await session.wait_closed()
+
+    served = await serve(overflow, max_queue_messages=5)
+    session_id = new_id()
+    assert (await served.client.xhr_frame(session_id)).kind == "o"
+    polled.set()
+    await bounded(overflowed.wait())
+    assert await served.client.xhr_frame(session_id) == closing(3001, "Send queue overflow")
+    assert slow_consumer_figures(served) == (1, {"max_queue": 1, "send_timeout": 0}, {"max_queue": 1, "send_timeout": 0})
+
+
+async def test_a_send_timeout_counts_as_a_slow_consumer_close(serve: Serve) -> None:
+    """A websocket client that stops reading takes nothing for send_timeout: 3001 "Slow consumer"."""
+    done: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+
+    async def flood(session: Session) -> None:
+        while not session.closed:
+            await session.send("f" * 10_000)  # waits at the high-water mark: never overflows
+        done.set_result(session)
+
+    served = await serve(flood, send_timeout=5 * UNIT)
+    async with await RawHTTP.connect(served.host, served.port) as conn:
+        conn.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert (await raw_ws_handshake(conn, served.client.url(new_id(), "websocket"))).status == 101
+        conn.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        session = await bounded(done)
+    assert (session.close_code, session.close_reason) == (3001, "Slow consumer")
+    assert slow_consumer_figures(served) == (1, {"max_queue": 0, "send_timeout": 1}, {"max_queue": 0, "send_timeout": 1})
 
 
 def test_error_messages_are_bounded() -> None:
