@@ -342,11 +342,11 @@ class _Connection(asyncio.Protocol):
             why = "hixie-76 websockets are not supported" if hixie else "Missing Sec-WebSocket-Version"
             self.refuse(HttpError(400, why + "; this server speaks RFC 6455 (version 13)."), head.version)
             return
-        if version != b"13":
+        if version not in (b"13", b"8", b"7"):  # the hybi-07/08 drafts frame as RFC 6455 does
             self.server.refused += 1
             if self.transport is not None:
-                body = b"Unsupported websocket version; this server speaks version 13.\n"
-                fields = [(b"sec-websocket-version", b"13"), (b"content-type", b"text/plain; charset=utf-8"),
+                body = b"Unsupported websocket version; this server speaks version 13 (and 8, 7).\n"
+                fields = [(b"sec-websocket-version", b"13, 8, 7"), (b"content-type", b"text/plain; charset=utf-8"),
                           (b"content-length", b"%d" % len(body)), (b"connection", b"close")]  # fmt: skip
                 self.transport.write(encode_head(head.version, 426, fields) + body)
                 self.transport.close()

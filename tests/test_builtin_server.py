@@ -240,9 +240,13 @@ async def sockjs_server() -> AsyncIterator[BuiltinServer]:
 
 async def test_websocket_version_and_key_are_checked(sockjs_server: BuiltinServer) -> None:
     path = f"/echo/000/{new_id()}/websocket"
-    _, writer, head = await _handshake(sockjs_server.port, path, b"Sec-WebSocket-Version: 8\r\n")
+    _, writer, head = await _handshake(sockjs_server.port, path, b"Sec-WebSocket-Version: 6\r\n")
     writer.close()
-    assert head.startswith(b"HTTP/1.1 426") and b"sec-websocket-version: 13" in head
+    assert head.startswith(b"HTTP/1.1 426") and b"sec-websocket-version: 13, 8, 7" in head
+    for version in (b"7", b"8"):  # the hybi drafts sockjs-protocol still tests
+        _, writer, head = await _handshake(sockjs_server.port, f"/echo/000/{new_id()}/websocket", b"Sec-WebSocket-Version: %s\r\n" % version)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 101")
     _, writer, head = await _handshake(sockjs_server.port, path, b"Sec-WebSocket-Version: 13\r\n", key=b"short")
     writer.close()
     assert head.startswith(b"HTTP/1.1 400")
