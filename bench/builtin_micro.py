@@ -48,7 +48,7 @@ class _Transport:
         pass
 
 
-async def measure(requests: int, waiting_polls: bool = False) -> float:
+async def measure(requests: int, waiting_polls: bool = False, streaming: bool = False) -> float:
     from sockjs_server import Options, Session
     from sockjs_server.asgi import SockJSApp, SockJSRouter
     from sockjs_server.asgi_builtin import Server, _Connection
@@ -57,7 +57,8 @@ async def measure(requests: int, waiting_polls: bool = False) -> float:
         async for message in session:
             await session.send(message)
 
-    app = SockJSApp(echo, options=Options(heartbeat_delay=25.0, disconnect_delay=5.0), prefix="/echo")
+    options = Options(heartbeat_delay=25.0, disconnect_delay=5.0, response_limit=1 << 40)  # one stream throughout
+    app = SockJSApp(echo, options=options, prefix="/echo")
     router = SockJSRouter({"/echo": app})
     server = Server(router, router.apps, lifespan=False)
     server.loop = asyncio.get_running_loop()
@@ -71,6 +72,22 @@ async def measure(requests: int, waiting_polls: bool = False) -> float:
     poll_conn.data_received(poll)  # opens the session
     for _ in range(5):
         await asyncio.sleep(0)
+    if streaming:
+        # The xhr-streaming benchmark's pattern: each message an xhr_send, its echo a chunk of the open stream.
+        stream_conn = _Connection(server)
+        stream_conn.connection_made(_Transport())  # type: ignore[arg-type]
+        stream_conn.data_received(b"POST /echo/0/t/xhr_streaming HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 0\r\n\r\n")
+        send_t = send.replace(b"/0/s/", b"/0/t/")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        started = time.perf_counter()
+        for i in range(requests):
+            send_conn.data_received(send_t)
+            for _ in range(3):
+                await asyncio.sleep(0)  # the echo handler runs, the stream writes
+        elapsed = time.perf_counter() - started
+        await app.stop()
+        return elapsed / requests * 1e6
     started = time.perf_counter()
     if waiting_polls:
         # The xhr-polling benchmark's pattern: the poll waits, then a message arrives and answers it.
@@ -98,6 +115,8 @@ def main() -> int:
     ap.add_argument("--checkout", default=str(Path(__file__).resolve().parent.parent), help="where sockjs_server is")
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--uvloop", action="store_true")
+    ap.add_argument("--streaming", action="store_true",
+                    help="each message: an xhr_send whose echo is written to an open xhr_streaming answer")
     ap.add_argument("--waiting-polls", action="store_true",
                     help="each message: a poll that waits, the xhr_send that answers it (the xhr-polling benchmark)")
     args = ap.parse_args()
@@ -105,10 +124,12 @@ def main() -> int:
     if args.uvloop:
         import uvloop
 
-        result = uvloop.run(measure(args.requests, args.waiting_polls))
+        result = uvloop.run(measure(args.requests, args.waiting_polls, args.streaming))
     else:
-        result = asyncio.run(measure(args.requests, args.waiting_polls))
+        result = asyncio.run(measure(args.requests, args.waiting_polls, args.streaming))
     what = "a waiting poll and the xhr_send that answers it" if args.waiting_polls else "xhr_send (and a twentieth of a poll)"
+    if args.streaming:
+        what = "xhr_send and its echo written to an xhr_streaming answer"
     print(f"{result:.1f} us per {what}")
     return 0
 
