@@ -80,13 +80,20 @@ class Harness:
         return f"{self.server.origin}/{name}"
 
 
-@pytest.fixture(scope="session", params=["aiohttp", "asgi"])
+# The web layer under the endpoints: aiohttp, or one Starlette app on uvicorn ("asgi") or on the
+# package's own server ("builtin"), the --asgi-server of harness_server.py.
+ASGI_SERVERS = {"asgi": "uvicorn", "builtin": "builtin"}
+
+
+@pytest.fixture(scope="session", params=["aiohttp", "asgi", "builtin"])
 def harness(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[Harness]:
-    """The endpoints on the aiohttp layer, then on the ASGI layer (a Starlette app on uvicorn)."""
-    layer = ["--asgi"] if request.param == "asgi" else []
-    if layer:
-        pytest.importorskip("uvicorn")
+    """The endpoints on the aiohttp layer, then on the ASGI layer (the same Starlette app on uvicorn, then on builtin)."""
+    asgi_server = ASGI_SERVERS.get(request.param)
+    layer = ["--asgi-server", asgi_server] if asgi_server else []
+    if asgi_server:
         pytest.importorskip("starlette")
+    if asgi_server == "uvicorn":
+        pytest.importorskip("uvicorn")
     port = free_port("127.0.0.1")
     # 127.0.0.2 is another origin (and another site) for the browser, on the same loopback.
     pages_host = "127.0.0.2"

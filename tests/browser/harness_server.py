@@ -4,14 +4,22 @@ Run as a script: ``python tests/browser/harness_server.py --host 127.0.0.1 --por
 serves the conformance test server's endpoints (``sockjs_server.testserver``)
 with their iframe page pointed at the sockjs-client served here, plus the test
 pages. With ``--pages-only`` it serves only the pages and sockjs-client, which
-makes a second origin for the cross-origin runs.
+makes a second origin for the cross-origin runs. ``--asgi-server uvicorn`` (or
+``--asgi``) and ``--asgi-server builtin`` serve the same endpoints and pages as
+one Starlette app on uvicorn or on the package's own server
+(``sockjs_server.asgi_builtin``) instead of aiohttp.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
+import signal
+import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -45,12 +53,11 @@ def make_app(host: str, port: int, pages_only: bool) -> web.Application:
     return app
 
 
-def serve_asgi(host: str, port: int) -> None:
-    """The same endpoints and pages as a Starlette app, each endpoint a mounted SockJSApp, on uvicorn."""
+def serve_asgi(host: str, port: int, server: str) -> None:
+    """The same endpoints and pages as a Starlette app, each endpoint a mounted SockJSApp, on ``server``."""
     import contextlib
     from collections.abc import AsyncIterator
 
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import FileResponse, PlainTextResponse, Response
@@ -82,8 +89,34 @@ def serve_asgi(host: str, port: int) -> None:
 
     routes: list[BaseRoute] = [Route("/vendor/{name}", vendor), Route("/pages/{name}", page)]
     routes += [Mount(prefix, app) for prefix, app in sockjs.routes.items()]
-    print(f"======== Running on http://{host}:{port} ========", flush=True)
-    uvicorn.run(Starlette(routes=routes, lifespan=lifespan), host=host, port=port, log_level="warning", ws="websockets-sansio")
+    app = Starlette(routes=routes, lifespan=lifespan)
+    print(f"======== Running on http://{host}:{port} ({server}) ========", flush=True)
+    if server == "builtin":
+        asyncio.run(serve_builtin(app, sockjs.apps, host, port))
+    else:
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets-sansio")
+
+
+async def serve_builtin(app: Any, apps: Sequence[Any], host: str, port: int) -> None:
+    """``app`` on sockjs_server.asgi_builtin until SIGTERM or SIGINT; ``apps`` get their close frames first."""
+    from sockjs_server.asgi_builtin import Server
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    server = Server(app, apps)
+    await server.start([sock])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
 
 
 def main() -> None:
@@ -91,10 +124,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pages-only", action="store_true")
-    parser.add_argument("--asgi", action="store_true", help="the endpoints on the ASGI layer (Starlette on uvicorn)")
+    parser.add_argument(
+        "--asgi-server", choices=["uvicorn", "builtin"], help="the endpoints on the ASGI layer (Starlette) on this server"
+    )
+    parser.add_argument("--asgi", action="store_const", const="uvicorn", dest="asgi_server", help="same as --asgi-server uvicorn")
     args = parser.parse_args()
-    if args.asgi and not args.pages_only:
-        serve_asgi(args.host, args.port)
+    if args.asgi_server and not args.pages_only:
+        serve_asgi(args.host, args.port, args.asgi_server)
         return
     app = make_app(args.host, args.port, args.pages_only)
     web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
