@@ -77,6 +77,10 @@ _SEND_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
 """What an ASGI server raises when writing to a connection that is gone."""
 
 
+_HEADER_NAMES = {name: name.lower().encode() for name in ("Origin", "Content-Length", "Content-Type", "Host", "Cookie")}
+"""The names the shared code asks for, lowercased and encoded once."""
+
+
 class _Headers(Mapping[str, str]):
     """The request headers read straight from the ASGI scope's list, case-insensitively.
 
@@ -91,7 +95,9 @@ class _Headers(Mapping[str, str]):
         self._raw = raw
 
     def get(self, key: str, default: Any = None) -> Any:
-        name = key.lower().encode("latin-1")
+        name = _HEADER_NAMES.get(key)
+        if name is None:
+            name = key.lower().encode("latin-1")
         for raw_name, value in self._raw:
             if raw_name == name:
                 return value.decode("latin-1")

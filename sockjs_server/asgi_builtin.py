@@ -40,7 +40,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
@@ -286,6 +286,8 @@ class _Connection(asyncio.Protocol):
             self.buffer = b""
             if rest:
                 self.buffer = cycle.feed_body(rest)
+            else:
+                cycle.body_since = self.loop.time()
         self.run(server.app(scope, cycle.receive, cycle.send), cycle)
 
     def run(self, app: Awaitable[None], cycle: _HttpCycle | _WebsocketCycle) -> None:
@@ -424,6 +426,21 @@ def _split_target(target: bytes) -> tuple[bytes, str, bytes]:
     return raw_path, path, query
 
 
+class _Done:
+    """An awaitable that is already done: what ``send`` returns when it did not have to wait."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_DONE = _Done()
+
+_NO_BODY: collections.deque[bytes] = collections.deque(maxlen=0)
+"""The body of every request without one (empty, and stays empty: nothing is appended to it)."""
+
+
 class _HttpCycle:
     """One request and its answer, as ASGI ``receive`` and ``send``."""
 
@@ -438,7 +455,7 @@ class _HttpCycle:
         self.head = head
         self.chunked = ChunkedReader() if head.content_length < 0 else None
         self.body_left = head.content_length  # -1: chunked, until its last chunk
-        self.body: collections.deque[bytes] = collections.deque()
+        self.body: collections.deque[bytes] = _NO_BODY if head.content_length == 0 else collections.deque()
         self.body_buffered = 0
         self.body_done = head.content_length == 0
         self.waiter: asyncio.Future[None] | None = None
@@ -452,7 +469,7 @@ class _HttpCycle:
         self.continued = not head.expect_continue
         self.final_given = False
         self.on_gone: Callable[[], None] | None = None
-        self.body_since = conn.loop.time() if head.content_length else 0.0
+        self.body_since = 0.0  # set while a body is incomplete
 
     # -- the request body, as it arrives ---------------------------------------------
 
@@ -554,9 +571,10 @@ class _HttpCycle:
 
     # -- the answer --------------------------------------------------------------------
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """ASGI ``send``; an awaitable already done unless the client must read first (no coroutine per call)."""
         if self.conn.closed and self.conn.cycle is self:
-            return  # the client is gone (or timed out): nothing more reaches it
+            return _DONE  # the client is gone (or timed out): nothing more reaches it
         kind = message["type"]
         if kind == "http.response.body":
             if not self.started or self.finished:
@@ -584,7 +602,7 @@ class _HttpCycle:
                 self._wake()
                 conn.request_done(keep_alive)
             elif conn.writing_paused:
-                await conn.drain()
+                return conn.drain()
         elif kind == "http.response.start":
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
@@ -593,6 +611,7 @@ class _HttpCycle:
             self.headers = message.get("headers", ())
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP request")
+        return _DONE
 
     def _head(self, body: bytes, more: bool) -> bytes:
         version = self.head.version
