@@ -26,15 +26,17 @@ from sockjs_server import Options, Session
 
 starlette = pytest.importorskip("starlette")
 
-from asgi_server import GranianServer, UvicornServer  # noqa: E402
+from asgi_server import BuiltinServer, GranianServer, UvicornServer  # noqa: E402
 from sockjs_server.asgi import SockJSApp, SockJSRouter  # noqa: E402
 
 AsgiServer = Callable[[Any], BaseTestServer]
 
 
-@pytest.fixture(params=["uvicorn", "granian"])
+@pytest.fixture(params=["uvicorn", "granian", "builtin"])
 def asgi_server(request: pytest.FixtureRequest) -> AsgiServer:
-    """Makes the aiohttp test server that serves an ASGI app on uvicorn or granian."""
+    """Makes the aiohttp test server that serves an ASGI app on uvicorn, granian or the built-in server."""
+    if request.param == "builtin":
+        return BuiltinServer
     pytest.importorskip(request.param)
     return UvicornServer if request.param == "uvicorn" else GranianServer
 
