@@ -494,6 +494,29 @@ class SockJSApp:
             if status >= 400:
                 self.endpoint.counters.request_error(status)
 
+    async def direct_send(self, path: str, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The answer to an ``xhr_send`` whose whole body is here, without ASGI messages: status, encoded
+        headers and body; ``None`` for anything else (unknown session, refusal, another URL), which then
+        takes the ASGI path. ``path`` is below this endpoint. The built-in server calls it for the
+        hottest session URL; other servers use :meth:`__call__`."""
+        endpoint = self.endpoint
+        options = endpoint.options
+        if not self._started or len(body) > options.max_request_size:
+            return None
+        match = match_path(path)
+        if match is None or match[2] != "xhr_send" or match[0] is not Page.SESSION:
+            return None
+        request = AsgiRequest(scope)
+        if session_action(request, options, "xhr_send") is not SendKind.XHR_SEND:
+            return None
+        session = endpoint.get_session(match[1])
+        if session is None:
+            return None
+        answer = await send_answer(request, endpoint, session, body, "", False)
+        if answer.status >= 400:
+            endpoint.counters.request_error(answer.status)
+        return answer.status, _raw_headers(answer.headers, len(answer.body)), answer.body
+
     async def _session_url(
         self, request: AsgiRequest, receive: Receive, send: Send, session_id: str, segment: str
     ) -> Answer | None:
@@ -735,6 +758,13 @@ class SockJSRouter:
     @property
     def apps(self) -> tuple[SockJSApp, ...]:
         return tuple(self.routes.values())
+
+    async def direct_send(self, path: str, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """:meth:`SockJSApp.direct_send` of the endpoint ``path`` is below (``None`` elsewhere)."""
+        for prefix, below, length, app in self._prefixes:
+            if path.startswith(below):
+                return await app.direct_send(path[length:], scope, body)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

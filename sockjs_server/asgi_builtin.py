@@ -82,6 +82,9 @@ logger = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 App = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+DirectSend = Callable[[str, Scope, bytes], Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes] | None]]
+"""A SockJS app's ``direct_send`` (:meth:`sockjs_server.asgi.SockJSRouter.direct_send`): an ``xhr_send``
+answered without ASGI messages, the one request of every message a fallback client sends."""
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _HIGH_WATER = 64 * 1024
@@ -288,7 +291,21 @@ class _Connection(asyncio.Protocol):
                 self.buffer = cycle.feed_body(rest)
             else:
                 cycle.body_since = self.loop.time()
+        direct = server.direct_send
+        if direct is not None and cycle.body_done and raw_path.endswith(b"/xhr_send") and head.method == "POST":
+            body = cycle.body
+            data = body[0] if len(body) == 1 else b"".join(body)
+            self.run(self._direct(direct, path, scope, data, cycle), cycle)
+            return
         self.run(server.app(scope, cycle.receive, cycle.send), cycle)
+
+    async def _direct(self, direct: DirectSend, path: str, scope: Scope, data: bytes, cycle: _HttpCycle) -> None:
+        """An ``xhr_send`` answered by the app's direct path, or by its ASGI path when that declines."""
+        answer = await direct(path, scope, data)
+        if answer is None:
+            await self.server.app(scope, cycle.receive, cycle.send)
+        else:
+            cycle.respond(*answer)
 
     def run(self, app: Awaitable[None], cycle: _HttpCycle | _WebsocketCycle) -> None:
         """Run the application for ``cycle`` in place until it first waits, then in a task."""
@@ -579,30 +596,7 @@ class _HttpCycle:
         if kind == "http.response.body":
             if not self.started or self.finished:
                 raise RuntimeError("http.response.body before http.response.start or after the last body")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            conn = self.conn
-            if self.started is True:
-                self.started = 2  # type: ignore[assignment]
-                head = self._head(body, more)
-                if self.head.method == "HEAD":
-                    conn.write(head)
-                elif self.chunked_out:
-                    conn.write(head + (b"%x\r\n%s\r\n" % (len(body), body) if body else b""))
-                else:
-                    conn.write(head + body if body else head)
-            elif body and self.head.method != "HEAD":
-                conn.write(b"%x\r\n%s\r\n" % (len(body), body) if self.chunked_out else body)
-            if not more:
-                self.finished = True
-                if self.chunked_out and self.head.method != "HEAD":
-                    conn.write(b"0\r\n\r\n")
-                keep_alive = self.keep_alive and self.body_done and not self.disconnected
-                self.disconnected = True  # a receive() still waiting hears the request is over
-                self._wake()
-                conn.request_done(keep_alive)
-            elif conn.writing_paused:
-                return conn.drain()
+            return self._body(message.get("body", b""), message.get("more_body", False))
         elif kind == "http.response.start":
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
@@ -611,6 +605,38 @@ class _HttpCycle:
             self.headers = message.get("headers", ())
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP request")
+        return _DONE
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """The whole answer at once (the direct path: no ASGI messages)."""
+        self.started = True
+        self.status = status
+        self.headers = headers
+        self._body(body, False)
+
+    def _body(self, body: bytes, more: bool) -> Awaitable[None]:
+        conn = self.conn
+        if self.started is True:
+            self.started = 2  # type: ignore[assignment]
+            head = self._head(body, more)
+            if self.head.method == "HEAD":
+                conn.write(head)
+            elif self.chunked_out:
+                conn.write(head + (b"%x\r\n%s\r\n" % (len(body), body) if body else b""))
+            else:
+                conn.write(head + body if body else head)
+        elif body and self.head.method != "HEAD":
+            conn.write(b"%x\r\n%s\r\n" % (len(body), body) if self.chunked_out else body)
+        if not more:
+            self.finished = True
+            if self.chunked_out and self.head.method != "HEAD":
+                conn.write(b"0\r\n\r\n")
+            keep_alive = self.keep_alive and self.body_done and not self.disconnected
+            self.disconnected = True  # a receive() still waiting hears the request is over
+            self._wake()
+            conn.request_done(keep_alive)
+        elif conn.writing_paused:
+            return conn.drain()
         return _DONE
 
     def _head(self, body: bytes, more: bool) -> bytes:
@@ -959,6 +985,8 @@ class Server:
         self._lifespan: _Lifespan | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.loop = asyncio.get_event_loop()
+        direct = getattr(app, "direct_send", None)
+        self.direct_send: DirectSend | None = direct if callable(direct) else None
 
     @property
     def port(self) -> int:
