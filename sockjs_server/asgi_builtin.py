@@ -89,6 +89,8 @@ answered without ASGI messages, the one request of every message a fallback clie
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _HIGH_WATER = 64 * 1024
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+_STREAMING = (b"/xhr_streaming", b"/eventsource", b"/htmlfile")
+"""SockJS URLs whose answer stays open: their app runs in a task from the start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +299,7 @@ class _Connection(asyncio.Protocol):
             data = body[0] if len(body) == 1 else b"".join(body)
             self.run(self._direct(direct, path, scope, data, cycle), cycle)
             return
-        self.run(server.app(scope, cycle.receive, cycle.send), cycle)
+        self.run(server.app(scope, cycle.receive, cycle.send), cycle, long=raw_path.endswith(_STREAMING))
 
     async def _direct(self, direct: DirectSend, path: str, scope: Scope, data: bytes, cycle: _HttpCycle) -> None:
         """An ``xhr_send`` answered by the app's direct path, or by its ASGI path when that declines."""
@@ -307,9 +309,12 @@ class _Connection(asyncio.Protocol):
         else:
             cycle.respond(*answer)
 
-    def run(self, app: Awaitable[None], cycle: _HttpCycle | _WebsocketCycle) -> None:
-        """Run the application for ``cycle`` in place until it first waits, then in a task."""
-        task = start_eagerly(self._guarded(app, cycle))
+    def run(self, app: Awaitable[None], cycle: _HttpCycle | _WebsocketCycle, *, long: bool = False) -> None:
+        """Run the application for ``cycle`` in place until it first waits, then in a task; ``long``
+        (a websocket, a streaming answer: it always waits) in a task from the start, whose every
+        later step is then the event loop's own, not a hand-driven continuation."""
+        coro = self._guarded(app, cycle)
+        task = self.loop.create_task(coro) if long else start_eagerly(coro)
         if task is not None:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -382,7 +387,7 @@ class _Connection(asyncio.Protocol):
             "extensions": {"websocket.http.response": {}},
         }  # fmt: skip
         cycle = self.websocket = _WebsocketCycle(self, head, accept)
-        self.run(self.server.app(scope, cycle.receive, cycle.send), cycle)
+        self.run(self.server.app(scope, cycle.receive, cycle.send), cycle, long=True)
 
     # -- the connection ------------------------------------------------------------
 
