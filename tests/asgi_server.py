@@ -20,6 +20,19 @@ from sockjs_server.asgi import SockJSApp, SockJSRouter
 from sockjs_server.asgi_uvicorn import Server, config
 
 
+def _bound_socket(host: str) -> socket.socket:
+    """A socket bound to a free port of ``host``, for the server to listen on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+def _sockjs_apps(app: Any) -> tuple[SockJSApp, ...]:
+    """The SockJS endpoints in ``app`` (a router, one endpoint, or neither), which get close frames at stop."""
+    return app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+
+
 class _Server(Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -46,12 +59,10 @@ class UvicornServer(BaseTestServer):
     async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
         if self._server is not None:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock = _bound_socket(self.host)
         self.port = sock.getsockname()[1]
         app = self.app
-        apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+        apps = _sockjs_apps(app)
         options = {"log_level": "warning", "timeout_graceful_shutdown": 1, **self.config}
         server = self._server = _Server(config(app, **options), apps)
         self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -101,7 +112,7 @@ class GranianServer(BaseTestServer):
         from sockjs_server.asgi_granian import Server as Granian
 
         app = self.app
-        apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+        apps = _sockjs_apps(app)
         options = {"log_level": "warning", **self.options}
         self._threads = _thread_count()
         server = self._server = Granian(app, apps, host=self.host, port=0, **options)
@@ -148,12 +159,10 @@ class BuiltinServer(BaseTestServer):
             return
         from sockjs_server.asgi_builtin import Limits, Server
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock = _bound_socket(self.host)
         self.port = sock.getsockname()[1]
         app = self.app
-        apps = app.apps if isinstance(app, SockJSRouter) else (app,) if isinstance(app, SockJSApp) else ()
+        apps = _sockjs_apps(app)
         defaults = {"graceful_timeout": 1.0}
         self._server = Server(app, apps, limits=Limits(**{**defaults, **self.limits}))
         await self._server.start([sock])

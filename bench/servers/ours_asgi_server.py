@@ -43,31 +43,9 @@ def main() -> None:
         pass
     router = SockJSRouter(routes)
     if args.server == "builtin":
-        import asyncio
-        import signal
+        from sockjs_server.asgi_builtin import run
 
-        from sockjs_server.asgi_builtin import Server as Builtin
-
-        async def serve() -> None:
-            server = Builtin(router, router.apps)
-            import socket
-
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((args.host, args.port))
-            await server.start([sock])
-            stop = asyncio.Event()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-            await stop.wait()
-            await server.stop()
-
-        if args.loop == "uvloop":
-            import uvloop
-
-            uvloop.run(serve())
-        else:
-            asyncio.run(serve())
+        run(router, router.apps, host=args.host, port=args.port, uvloop=args.loop == "uvloop")
         return
     if args.server == "granian":
         from sockjs_server.asgi_granian import run

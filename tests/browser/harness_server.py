@@ -13,11 +13,7 @@ one Starlette app on uvicorn or on the package's own server
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
-import signal
-import socket
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,31 +88,13 @@ def serve_asgi(host: str, port: int, server: str) -> None:
     app = Starlette(routes=routes, lifespan=lifespan)
     print(f"======== Running on http://{host}:{port} ({server}) ========", flush=True)
     if server == "builtin":
-        asyncio.run(serve_builtin(app, sockjs.apps, host, port))
+        from sockjs_server.asgi_builtin import run
+
+        run(app, sockjs.apps, host=host, port=port)  # until SIGTERM or SIGINT; sessions get close frames first
     else:
         import uvicorn
 
         uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets-sansio")
-
-
-async def serve_builtin(app: Any, apps: Sequence[Any], host: str, port: int) -> None:
-    """``app`` on sockjs_server.asgi_builtin until SIGTERM or SIGINT; ``apps`` get their close frames first."""
-    from sockjs_server.asgi_builtin import Server
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    server = Server(app, apps)
-    await server.start([sock])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
 
 
 def main() -> None:
