@@ -43,7 +43,7 @@ from .dispatch import (
 from .eager import start_eagerly
 from .endpoint import Endpoint, checked_handler
 from .envelopes import ENVELOPES, Envelope, TransportKind
-from .http import NO_CACHE, NOT_FOUND, ON_DISCONNECT, TEXT_PLAIN, Answer
+from .http import NO_CACHE, NOT_FOUND, ON_DISCONNECT, TEXT_PLAIN, WEBSOCKET_PUSH, WEBSOCKET_WRITE, Answer
 from .options import Options, WebsocketProfile
 from .pump import (
     MESSAGE_TOO_BIG,
@@ -58,6 +58,8 @@ from .pump import (
     one_frame,
     send_answer,
     stream_frames,
+    take_binary,
+    take_text,
     too_big,
 )
 from .session import Handler, Receiver, Session
@@ -359,10 +361,11 @@ class _EagerFlush:
 class _Websocket:
     """An accepted ASGI websocket as a :class:`~sockjs_server.pump.WebsocketConnection`."""
 
-    __slots__ = ("_send", "closed", "close_code", "close_sent")
+    __slots__ = ("_send", "_write", "closed", "close_code", "close_sent")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, write: Callable[[str | bytes], Awaitable[None] | None] | None = None) -> None:
         self._send = send
+        self._write = write  # the server's WEBSOCKET_WRITE, where it offers it
         self.closed = False
         self.close_code: int | None = None
         #: The server took the close frame (or the connection ended).
@@ -371,12 +374,24 @@ class _Websocket:
     async def send_str(self, data: str) -> None:
         if self.closed:
             raise ConnectionResetError("websocket closed")
-        await self._send({"type": "websocket.send", "text": data})
+        write = self._write
+        if write is None:
+            await self._send({"type": "websocket.send", "text": data})
+        else:
+            waiting = write(data)
+            if waiting is not None:
+                await waiting
 
     async def send_bytes(self, data: bytes) -> None:
         if self.closed:
             raise ConnectionResetError("websocket closed")
-        await self._send({"type": "websocket.send", "bytes": data})
+        write = self._write
+        if write is None:
+            await self._send({"type": "websocket.send", "bytes": data})
+        else:
+            waiting = write(data)
+            if waiting is not None:
+                await waiting
 
     async def close(self, *, code: int = CloseCode.NORMAL, message: bytes = b"") -> bool:
         if self.closed:
@@ -632,7 +647,8 @@ class SockJSApp:
         if subprotocol is not None:
             accept["subprotocol"] = subprotocol
         await send(accept)
-        ws = _Websocket(send)
+        extensions = scope.get("extensions") or {}
+        ws = _Websocket(send, extensions.get(WEBSOCKET_WRITE))
         session = endpoint.new_session(
             match[1], "websocket-raw" if raw else "websocket", remote=request.remote, headers=request.header_copy(),
             query_string=request.query_string, addressable=False, raw=raw, subprotocol=subprotocol,
@@ -645,7 +661,7 @@ class SockJSApp:
             flush = partial(flush_frames, ws, session, _SEND_ERRORS)
         self._websockets.add(ws)
         try:
-            await _serve_websocket(ws, receive, endpoint, session, decode, flush)
+            await _serve_websocket(ws, receive, endpoint, session, decode, flush, extensions.get(WEBSOCKET_PUSH))
         finally:
             ws.close_sent = True
             self._websockets.discard(ws)
@@ -658,8 +674,11 @@ async def _serve_websocket(
     session: Session,
     decode: Callable[[str], list[str]],
     flush: Callable[[], Coroutine[Any, Any, None]],
+    push: Callable[[Callable[[str | bytes], Awaitable[None] | None], Callable[[int], None]], None] | None = None,
 ) -> None:
-    """Read client messages into the session until the websocket closes; the session ends with it."""
+    """Read client messages into the session until the websocket closes; the session ends with it.
+    Where the server offers ``push`` (:data:`~sockjs_server.http.WEBSOCKET_PUSH`), it hands each message
+    over from its read callback (:func:`_pushed`) instead of this task pulling it with ``receive()``."""
     abort = _Abort()
     eager = _EagerFlush(flush, ws.send_str)
     receiver = Receiver(flush=eager, queue=endpoint.flush_queue, write=eager.write, abort=abort)
@@ -669,7 +688,9 @@ async def _serve_websocket(
     limit = endpoint.options.max_message_size
     close: Close | None = None
     try:
-        while True:
+        if push is not None:
+            close_code = await _pushed(push, ws, endpoint, session, decode)
+        while push is None:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
@@ -698,6 +719,49 @@ async def _serve_websocket(
             raise
     finally:
         session.transport_closed(close_code)
+
+
+async def _pushed(
+    push: Callable[[Callable[[str | bytes], Awaitable[None] | None], Callable[[int], None]], None],
+    ws: _Websocket,
+    endpoint: Endpoint,
+    session: Session,
+    decode: Callable[[str], list[str]],
+) -> int:
+    """:func:`_serve_websocket`'s loop where the server pushes messages: each goes into the session from
+    the server's read callback (no task woken between); this waits for the end and returns its close code."""
+    ended: asyncio.Future[Close | int] = asyncio.get_running_loop().create_future()
+    limit = endpoint.options.max_message_size
+
+    def on_message(data: str | bytes) -> Awaitable[None] | None:
+        if ended.done():
+            return None  # a close is decided: nothing more goes in
+        taken: Close | Awaitable[None] | None
+        if too_big(data, limit):
+            taken = MESSAGE_TOO_BIG, b"Message too big."
+        elif isinstance(data, str):
+            taken = take_text(session, endpoint, decode, data)
+        else:
+            taken = take_binary(session, endpoint, data)
+        if isinstance(taken, tuple):
+            ended.set_result(taken)
+            return None
+        return taken
+
+    def on_close(code: int) -> None:
+        if not ended.done():
+            ended.set_result(code)
+
+    push(on_message, on_close)
+    end = await ended
+    if isinstance(end, tuple):
+        await ws.close(code=end[0], message=end[1])
+        return end[0]
+    code: int = CloseCode.NORMAL
+    if not ws.closed and end not in (CloseCode.NORMAL, 1005):
+        code = end
+    ws.closed = True
+    return code
 
 
 async def _read_body(request: AsgiRequest, receive: Receive, limit: int) -> bytes | None:

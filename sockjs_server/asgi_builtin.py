@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .eager import start_eagerly
-from .http import ON_DISCONNECT
+from .http import ON_DISCONNECT, WEBSOCKET_PUSH, WEBSOCKET_WRITE
 from .h1 import (
     MAX_HEAD,
     MAX_HEADERS,
@@ -70,6 +70,7 @@ from .wsframes import (
     OP_TEXT,
     WebsocketError,
     accept_key,
+    encode_text,
     close_code_allowed,
     encode_close,
     encode_frame,
@@ -380,13 +381,13 @@ class _Connection(asyncio.Protocol):
         if accept is None:
             self.refuse(HttpError(400, "Missing or malformed Sec-WebSocket-Key."), head.version)
             return
+        cycle = self.websocket = _WebsocketCycle(self, head, accept)
         scope: Scope = {
             "type": "websocket", "asgi": _ASGI, "http_version": _VERSIONS[head.version], "scheme": "ws",
             "path": path, "raw_path": raw_path, "query_string": query, "root_path": "", "headers": head.headers,
             "client": self.client, "server": self.local, "subprotocols": protocols, "state": dict(self.server.state),
-            "extensions": {"websocket.http.response": {}},
+            "extensions": {"websocket.http.response": {}, WEBSOCKET_PUSH: cycle.register_push, WEBSOCKET_WRITE: cycle.write},
         }  # fmt: skip
-        cycle = self.websocket = _WebsocketCycle(self, head, accept)
         self.run(self.server.app(scope, cycle.receive, cycle.send), cycle, long=True)
 
     # -- the connection ------------------------------------------------------------
@@ -692,7 +693,7 @@ class _HttpCycle:
 class _WebsocketCycle:
     """One websocket, from its handshake to its close, as ASGI ``receive`` and ``send``."""
 
-    __slots__ = ("conn", "head", "accept", "state", "reader", "events", "waiter", "close_code", "close_timer", "connect_given", "disconnect_given", "keep_alive", "ping_sent", "last_seen")
+    __slots__ = ("conn", "head", "accept", "state", "reader", "events", "waiter", "close_code", "close_timer", "connect_given", "disconnect_given", "keep_alive", "ping_sent", "last_seen", "push", "on_close", "blocked")
 
     CONNECTING, OPEN, CLOSING, CLOSED, REFUSED = range(5)
 
@@ -711,6 +712,9 @@ class _WebsocketCycle:
         self.keep_alive = False
         self.ping_sent: float | None = None
         self.last_seen = conn.loop.time()
+        self.push: Callable[[str | bytes], Awaitable[None] | None] | None = None
+        self.on_close: Callable[[int], None] | None = None
+        self.blocked = False  # an on_message is not done: the next messages wait
 
     # -- from the client -------------------------------------------------------------
 
@@ -726,17 +730,15 @@ class _WebsocketCycle:
             frames = self.reader.feed(data)
         except WebsocketError as error:
             for opcode, payload in error.messages:  # complete before the violation: delivered
-                if opcode == OP_TEXT:
-                    self._event({"type": "websocket.receive", "text": payload})
-                elif opcode == OP_BINARY:
-                    self._event({"type": "websocket.receive", "bytes": payload})
+                if opcode == OP_TEXT or opcode == OP_BINARY:
+                    self._message(payload)
             self._fail(error.code, error.reason)
             return
         for opcode, payload in frames:
-            if opcode == OP_TEXT:
-                self._event({"type": "websocket.receive", "text": payload})
-            elif opcode == OP_BINARY:
-                self._event({"type": "websocket.receive", "bytes": payload})
+            if opcode == OP_TEXT or opcode == OP_BINARY:
+                self._message(payload)
+                if self.state == self.CLOSED:
+                    return  # the application failed on it
             elif opcode == OP_PING:
                 # Not while the client is not reading: a ping flood must not pile up pongs.
                 if self.state == self.OPEN and not self.conn.writing_paused:
@@ -774,11 +776,75 @@ class _WebsocketCycle:
         elif self.state != self.CLOSED and self.state != self.REFUSED:
             self._closed(1006 if self.state == self.OPEN else 1000)
 
+    def _message(self, payload: str | bytes) -> None:
+        """A text (``str``) or binary message: to the application's ``on_message`` where it pushes,
+        else an event for ``receive()``."""
+        if self.push is not None and not self.blocked and not self.events:
+            self._call(payload)
+        elif isinstance(payload, str):
+            self._event({"type": "websocket.receive", "text": payload})
+        else:
+            self._event({"type": "websocket.receive", "bytes": payload})
+
     def _event(self, message: Message) -> None:
         self.events.append(message)
+        if self.push is not None:
+            self._pump()
+            return
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    # -- the WEBSOCKET_PUSH extension ----------------------------------------------
+
+    def register_push(self, on_message: Callable[[str | bytes], Awaitable[None] | None], on_close: Callable[[int], None]) -> None:
+        """``scope["extensions"][WEBSOCKET_PUSH]``: messages go to ``on_message`` from now on, the end to ``on_close``."""
+        if self.state == self.CONNECTING or self.state == self.REFUSED:
+            raise RuntimeError("websocket push before the websocket is accepted")
+        self.push = on_message
+        self.on_close = on_close
+        self._pump()
+
+    def _pump(self) -> None:
+        """Hand the queued messages (and then the end) to the application while it takes them."""
+        events = self.events
+        while events and not self.blocked:
+            message = events.popleft()
+            if message["type"] == "websocket.receive":
+                text = message.get("text")
+                self._call(text if text is not None else message.get("bytes") or b"")
+            elif not self.disconnect_given:
+                self.disconnect_given = True
+                on_close = self.on_close
+                if on_close is not None:
+                    try:
+                        on_close(int(message.get("code", 1000)))
+                    except Exception:
+                        logger.exception("the ASGI application's on_close failed")
+
+    def _call(self, payload: str | bytes) -> None:
+        assert self.push is not None
+        if self.state == self.CLOSED:
+            return  # ended while it waited: the application hears the end next
+        try:
+            waiting = self.push(payload)
+        except Exception:
+            logger.exception("the ASGI application's on_message failed")
+            self._fail(1011, "")
+            return
+        if waiting is not None:
+            self.blocked = True
+            self.conn.pause_reading()
+            asyncio.ensure_future(waiting).add_done_callback(self._unblocked)
+
+    def _unblocked(self, done: asyncio.Future[None]) -> None:
+        self.blocked = False
+        if not done.cancelled() and done.exception() is not None:
+            logger.error("the ASGI application's on_message failed", exc_info=done.exception())
+            self._fail(1011, "")
+        self._pump()
+        if not self.blocked and self.state == self.OPEN and self.conn.reading_paused:
+            self.conn.resume_reading()
 
     async def receive(self) -> Message:
         if not self.connect_given:
@@ -807,15 +873,10 @@ class _WebsocketCycle:
         state = self.state
         conn = self.conn
         if kind == "websocket.send":
-            if state != self.OPEN:
-                raise ConnectionResetError("the websocket is closed")
             text = message.get("text")
-            if text is not None:
-                conn.write(encode_frame(OP_TEXT, text.encode("utf-8")))
-            else:
-                conn.write(encode_frame(OP_BINARY, message.get("bytes") or b""))
-            if conn.writing_paused:
-                await conn.drain()
+            waiting = self.write(text if text is not None else message.get("bytes") or b"")
+            if waiting is not None:
+                await waiting
         elif state == self.CLOSED:
             return  # the client went away first: nothing more to say
         elif kind == "websocket.accept":
@@ -877,6 +938,15 @@ class _WebsocketCycle:
                 self._refused_done()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on a websocket")
+
+    def write(self, data: str | bytes) -> Awaitable[None] | None:
+        """``websocket.send`` without the event (``scope["extensions"][WEBSOCKET_WRITE]``): the frame is
+        written now; what to wait on before the next one while the client is not reading."""
+        if self.state != self.OPEN:
+            raise ConnectionResetError("the websocket is closed")
+        conn = self.conn
+        conn.write(encode_text(data) if isinstance(data, str) else encode_frame(OP_BINARY, data))
+        return conn.drain() if conn.writing_paused else None
 
     def check(self, now: float) -> None:
         """Ping a websocket quiet for ``ping_interval``; close it when no answer came in ``ping_timeout``."""

@@ -21,6 +21,8 @@ __all__ = [
     "NOSNIFF",
     "NOT_FOUND",
     "ON_DISCONNECT",
+    "WEBSOCKET_PUSH",
+    "WEBSOCKET_WRITE",
     "TEXT_PLAIN",
     "Answer",
     "RequestHead",
@@ -47,6 +49,22 @@ ON_DISCONNECT = "sockjs_server.on_disconnect"
 """An ASGI extension the built-in server offers: ``scope["extensions"][ON_DISCONNECT](callback)``
 calls ``callback()`` when the client goes away before the answer ends and returns the function that
 stops watching; it spares a pending poll the task that would wait for ``http.disconnect``."""
+
+WEBSOCKET_PUSH = "sockjs_server.websocket_push"
+"""An ASGI extension the built-in server offers on websockets, once accepted:
+``scope["extensions"][WEBSOCKET_PUSH](on_message, on_close)``. From then on the server calls
+``on_message(text_or_bytes)`` for each message as it arrives, in order, instead of queuing
+``websocket.receive`` events, and ``on_close(code)`` once when the websocket is over instead of
+``websocket.disconnect``; the application no longer calls ``receive()``. ``on_message`` returns
+``None``, or an awaitable while the application can take no more: the server reads nothing from that
+client until it is done (back-pressure). It spares every message the wake-up of a task that waits
+in ``receive()``."""
+
+WEBSOCKET_WRITE = "sockjs_server.websocket_write"
+"""An ASGI extension the built-in server offers on websockets: ``scope["extensions"][WEBSOCKET_WRITE](data)``
+writes a text (``str``) or binary (``bytes``) message at once, as ``websocket.send`` would, and returns
+``None``, or an awaitable to wait on before the next write while the client is not reading. It raises
+``ConnectionResetError`` once the websocket is closed. It spares each message an ASGI event and its coroutine."""
 
 
 class RequestHead(Protocol):

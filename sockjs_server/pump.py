@@ -31,6 +31,8 @@ __all__ = [
     "one_frame",
     "send_answer",
     "stream_frames",
+    "take_binary",
+    "take_text",
     "too_big",
 ]
 
@@ -185,28 +187,45 @@ Close = tuple[int, bytes]
 """A close code and reason the server closes a websocket with."""
 
 
-async def on_text(
+def take_text(
     session: Session, endpoint: Endpoint, decode: Callable[[str], list[str]], data: str
-) -> Close | None:
-    """Deliver one text message's client messages; the close it earns if it is broken."""
+) -> Close | Awaitable[None] | None:
+    """Deliver one text message's client messages now: the close it earns if it is broken, or what
+    to await before the next message while the handler is behind."""
     endpoint.counters.bytes_in += len(data)
     try:
         messages = decode(data)
     except PayloadError as error:
         # "When user sends broken data ... the server must abruptly terminate the ws connection."
         return error.close_code_hint, error.close_reason.encode()
-    if messages:
-        await session.deliver_all(messages)
+    return session.take(messages) if messages else None
+
+
+def take_binary(session: Session, endpoint: Endpoint, data: bytes) -> Close | Awaitable[None] | None:
+    """Deliver a binary message where the handler takes them, else the close it earns (as :func:`take_text`)."""
+    if not session.binary:
+        return UNSUPPORTED_DATA, b"Binary frames are not supported."
+    endpoint.counters.bytes_in += len(data)
+    return session.take((data,))
+
+
+async def on_text(
+    session: Session, endpoint: Endpoint, decode: Callable[[str], list[str]], data: str
+) -> Close | None:
+    """Deliver one text message's client messages; the close it earns if it is broken."""
+    taken = take_text(session, endpoint, decode, data)
+    if taken is None or isinstance(taken, tuple):
+        return taken
+    await taken
     return None
 
 
 async def on_binary(session: Session, endpoint: Endpoint, data: bytes) -> Close | None:
     """Deliver a binary message where the handler takes them, else the close it earns."""
-    if not session.binary:
-        return UNSUPPORTED_DATA, b"Binary frames are not supported."
-    endpoint.counters.bytes_in += len(data)
-    session.deliver((data,))
-    await session.drained()
+    taken = take_binary(session, endpoint, data)
+    if taken is None or isinstance(taken, tuple):
+        return taken
+    await taken
     return None
 
 

@@ -737,6 +737,17 @@ class Session:
             await self.drained()
             await asyncio.sleep(0)
 
+    def take(self, messages: Sequence[str | bytes]) -> Awaitable[None] | None:
+        """:meth:`deliver_all` without a coroutine where nothing need wait: ``None`` once delivered with
+        the handler keeping up, else what to await before the next messages (a web layer that pushes
+        messages as they arrive stops reading meanwhile)."""
+        if len(messages) > self._max_inbox:
+            return self.deliver_all(messages)
+        self.deliver(messages)
+        if len(self._inbox) > self._max_inbox and not self._state.closed_for_app:
+            return self.drained()
+        return None
+
     def deliver(self, messages: Collection[str | bytes]) -> None:
         """Client messages arrived (dropped once the session is closed); bytes only on binary sessions."""
         if self._state.closed_for_app:

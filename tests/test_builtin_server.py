@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import socket
@@ -20,6 +21,7 @@ from asgi_server import BuiltinServer
 from sockjs_client import new_id
 from sockjs_server import Options, Session
 from sockjs_server.asgi import SockJSApp, SockJSRouter
+from sockjs_server.http import WEBSOCKET_PUSH
 
 TIMEOUT = 5.0
 
@@ -404,5 +406,92 @@ async def test_a_ping_flood_from_a_client_that_does_not_read_piles_up_no_pongs(s
                 break
         for conn in sockjs_server._server.connections:
             assert conn.transport.get_write_buffer_size() <= 4 * 65536
+    finally:
+        writer.close()
+
+
+def _push_app(log: list[Any], gate: asyncio.Future[None]) -> Any:
+    """An ASGI app on the ``sockjs_server.websocket_push`` extension: records what the server pushes;
+    the message ``wait`` holds the next ones until ``gate`` is done, ``boom`` raises."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_message(data: str | bytes) -> Any:
+            log.append(data)
+            if data == "boom":
+                raise RuntimeError("boom")
+            return gate if data == "wait" else None
+
+        scope["extensions"][WEBSOCKET_PUSH](on_message, ended.set_result)
+        log.append(("closed", await ended))
+
+    return app
+
+
+async def test_websocket_push_hands_messages_over_in_order_and_holds_them_while_the_app_waits() -> None:
+    log: list[Any] = []
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    srv = BuiltinServer(_push_app(log, gate))
+    await srv.start_server()
+    try:
+        reader, writer, head = await _handshake(srv.port, "/ws", b"Sec-WebSocket-Version: 13\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        writer.write(_client_frame(1, b"one") + _client_frame(2, b"two") + _client_frame(1, b"wait") + _client_frame(1, b"after"))
+        for _ in range(50):
+            if "wait" in log:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert log == ["one", b"two", "wait"]  # "after" waits for the app
+        gate.set_result(None)
+        writer.write(_client_frame(8, (4000).to_bytes(2, "big")))
+        opcode, _ = await _server_frame(reader)
+        assert opcode == 8
+        for _ in range(50):
+            if len(log) == 5:
+                break
+            await asyncio.sleep(0.02)
+        assert log == ["one", b"two", "wait", "after", ("closed", 4000)]
+        writer.close()
+    finally:
+        await srv.close()
+
+
+async def test_websocket_push_an_application_failure_closes_with_1011() -> None:
+    log: list[Any] = []
+    srv = BuiltinServer(_push_app(log, asyncio.get_running_loop().create_future()))
+    await srv.start_server()
+    try:
+        reader, writer, _ = await _handshake(srv.port, "/ws", b"Sec-WebSocket-Version: 13\r\n")
+        writer.write(_client_frame(1, b"boom") + _client_frame(1, b"lost"))
+        opcode, payload = await _server_frame(reader)
+        assert opcode == 8 and int.from_bytes(payload[:2], "big") == 1011
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        assert log[0] == "boom" and "lost" not in log
+        writer.close()
+    finally:
+        await srv.close()
+
+
+async def test_sockjs_websockets_take_the_push_path(sockjs_server: BuiltinServer) -> None:
+    reader, writer, _ = await _handshake(sockjs_server.port, f"/echo/000/{new_id()}/websocket", b"Sec-WebSocket-Version: 13\r\n")
+    try:
+        assert await _server_frame(reader) == (1, b"o")
+        writer.write(_client_frame(1, b'["a","b"]') + _client_frame(1, b'["c"]'))
+        echoed: list[str] = []
+        while len(echoed) < 3:
+            opcode, payload = await _server_frame(reader)
+            assert opcode == 1 and payload.startswith(b"a")
+            echoed += json.loads(payload[1:])
+        assert echoed == ["a", "b", "c"]
+        assert [conn.websocket.push is not None for conn in sockjs_server._server.connections] == [True]
+        writer.write(_client_frame(1, b"not json"))
+        opcode, payload = await _server_frame(reader)
+        assert (opcode, payload) == (8, (3000).to_bytes(2, "big") + b"Broken framing.")
     finally:
         writer.close()
