@@ -74,6 +74,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
+"""A whole HTTP answer at once (status, encoded headers, body): how a direct path answers."""
 
 _SEND_ERRORS: tuple[type[BaseException], ...] = (OSError, RuntimeError)
 """What an ASGI server raises when writing to a connection that is gone."""
@@ -276,6 +278,84 @@ class _Disconnect:
             self._task.cancel()
         elif self._unwatch is not None:
             self._unwatch()
+
+
+class _DirectPoll:
+    """A waiting ``xhr`` poll of :meth:`SockJSApp.direct_poll`: its receiver's wake-up schedules a
+    check in a loop callback (no task); the check answers with the next frame, or ends the request
+    when the client went away or another connection took the session (as :func:`one_frame` does)."""
+
+    __slots__ = ("_session", "_respond", "_headers", "_envelope", "_receiver", "_gone", "_due", "_done", "_unwatch")
+
+    def __init__(self, session: Session, respond: Respond, headers: dict[str, str], envelope: Envelope) -> None:
+        self._session = session
+        self._respond = respond
+        self._headers = headers
+        self._envelope = envelope
+        self._gone = False
+        self._due = False
+        self._done = False
+        self._unwatch: Callable[[], None] | None = None
+        self._receiver = Receiver(self._alive, abort=self._abort, on_wake=self._wake)
+
+    def start(self, on_disconnect: Callable[[Callable[[], None]], Callable[[], None]]) -> None:
+        session = self._session
+        receiver = self._receiver
+        attached = session.attach(receiver) is Attach.ACCEPTED
+        frame = session.next_frame() if attached else ANOTHER_CONNECTION_FRAME
+        if frame is None:
+            self._unwatch = on_disconnect(self._went)
+            return
+        self._done = True
+        if attached:
+            session.detach(receiver)  # answered at once: nothing to watch
+        self._answer(frame)
+
+    def _alive(self) -> bool:
+        return not self._gone
+
+    def _went(self) -> None:
+        self._gone = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._due and not self._done:
+            self._due = True
+            asyncio.get_running_loop().call_soon(self._check)
+
+    def _abort(self) -> None:
+        self._gone = True
+        self._wake()
+
+    def _check(self) -> None:
+        self._due = False
+        if self._done:
+            return
+        session = self._session
+        receiver = self._receiver
+        try:
+            frame = None
+            if not self._gone and session.holds(receiver):  # a client that went away takes no frame
+                frame = session.next_frame()
+                if frame is None:
+                    return  # a liveness check, or a wake-up with nothing to send: still waiting
+            self._done = True
+            if self._unwatch is not None:
+                self._unwatch()
+            session.detach(receiver, interrupted=frame is None)
+        except Exception:
+            logger.exception("a poll's answer failed")
+            self._done = True
+            self._respond(500, [], b"")
+            return
+        if frame is None:
+            self._respond(204, [], b"")  # the client went away (nobody reads this), or was superseded
+        else:
+            self._answer(frame)
+
+    def _answer(self, frame: str) -> None:
+        body = self._envelope.wrap(frame, "")
+        self._respond(200, _raw_headers(self._headers, len(body)), body)
 
 
 def _cancel_current_task() -> Callable[[], None]:
@@ -531,6 +611,34 @@ class SockJSApp:
         if answer.status >= 400:
             endpoint.counters.request_error(answer.status)
         return answer.status, _raw_headers(answer.headers, len(answer.body)), answer.body
+
+    def direct_poll(self, path: str, scope: Scope, respond: Respond) -> bool:
+        """An ``xhr`` poll without ASGI messages or a task: answered at once when a frame is waiting,
+        else by ``respond(status, encoded headers, body)`` from a loop callback when a frame comes or the
+        client goes away (the scope's ``sockjs_server.on_disconnect`` extension tells). ``False``
+        declines (a refusal, another URL, no such extension): the request then takes the ASGI path.
+        The built-in server calls it for that URL (:meth:`direct_send` is the other half of xhr-polling)."""
+        endpoint = self.endpoint
+        options = endpoint.options
+        extensions = scope.get("extensions")
+        on_disconnect = extensions.get(ON_DISCONNECT) if extensions else None
+        if not self._started or endpoint.shutting_down or on_disconnect is None:
+            return False
+        match = match_path(path)
+        if match is None or match[2] != "xhr" or match[0] is not Page.SESSION:
+            return False
+        request = AsgiRequest(scope)
+        envelope = session_action(request, options, "xhr")
+        if not isinstance(envelope, Envelope) or envelope.needs_callback:
+            return False
+        session = endpoint.get_session(match[1])
+        if session is None:
+            session = endpoint.new_session(
+                match[1], envelope.name, remote=request.remote, headers=request.header_copy(),
+                query_string=request.query_string,
+            )  # fmt: skip
+        _DirectPoll(session, respond, receive_headers(request, options, envelope), envelope).start(on_disconnect)
+        return True
 
     async def _session_url(
         self, request: AsgiRequest, receive: Receive, send: Send, session_id: str, segment: str
@@ -829,6 +937,13 @@ class SockJSRouter:
             if path.startswith(below):
                 return await app.direct_send(path[length:], scope, body)
         return None
+
+    def direct_poll(self, path: str, scope: Scope, respond: Respond) -> bool:
+        """:meth:`SockJSApp.direct_poll` of the endpoint ``path`` is below (``False`` elsewhere)."""
+        for prefix, below, length, app in self._prefixes:
+            if path.startswith(below):
+                return app.direct_poll(path[length:], scope, respond)
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

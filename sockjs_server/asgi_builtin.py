@@ -87,6 +87,10 @@ DirectSend = Callable[[str, Scope, bytes], Awaitable[tuple[int, list[tuple[bytes
 """A SockJS app's ``direct_send`` (:meth:`sockjs_server.asgi.SockJSRouter.direct_send`): an ``xhr_send``
 answered without ASGI messages, the one request of every message a fallback client sends."""
 
+DirectPoll = Callable[[str, Scope, Callable[[int, list[tuple[bytes, bytes]], bytes], None]], bool]
+"""A SockJS app's ``direct_poll`` (:meth:`sockjs_server.asgi.SockJSRouter.direct_poll`): an ``xhr`` poll
+that waits in no task and answers through the callback it is given (``False``: the ASGI path)."""
+
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _HIGH_WATER = 64 * 1024
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
@@ -294,12 +298,22 @@ class _Connection(asyncio.Protocol):
                 self.buffer = cycle.feed_body(rest)
             else:
                 cycle.body_since = self.loop.time()
-        direct = server.direct_send
-        if direct is not None and cycle.body_done and raw_path.endswith(b"/xhr_send") and head.method == "POST":
-            body = cycle.body
-            data = body[0] if len(body) == 1 else b"".join(body)
-            self.run(self._direct(direct, path, scope, data, cycle), cycle)
-            return
+        if cycle.body_done and head.method == "POST":
+            direct = server.direct_send
+            if direct is not None and raw_path.endswith(b"/xhr_send"):
+                body = cycle.body
+                data = body[0] if len(body) == 1 else b"".join(body)
+                self.run(self._direct(direct, path, scope, data, cycle), cycle)
+                return
+            poll = server.direct_poll
+            if poll is not None and raw_path.endswith(b"/xhr"):
+                try:
+                    if poll(path, scope, cycle.respond):
+                        return
+                except Exception:
+                    logger.exception("Exception in ASGI application")
+                    cycle.app_failed()
+                    return
         self.run(server.app(scope, cycle.receive, cycle.send), cycle, long=raw_path.endswith(_STREAMING))
 
     async def _direct(self, direct: DirectSend, path: str, scope: Scope, data: bytes, cycle: _HttpCycle) -> None:
@@ -1062,6 +1076,8 @@ class Server:
         self.loop = asyncio.get_event_loop()
         direct = getattr(app, "direct_send", None)
         self.direct_send: DirectSend | None = direct if callable(direct) else None
+        poll = getattr(app, "direct_poll", None)
+        self.direct_poll: DirectPoll | None = poll if callable(poll) else None
 
     @property
     def port(self) -> int:
@@ -1100,7 +1116,8 @@ class Server:
             if conn.cycle is None and conn.websocket is None:
                 conn.close()
         deadline = self.loop.time() + self.limits.graceful_timeout
-        while any(conn.tasks for conn in self.connections) and self.loop.time() < deadline:
+        # Answers still open: their app's task, or a direct poll answered from a loop callback.
+        while any(conn.tasks or conn.cycle is not None for conn in self.connections) and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             for task in list(conn.tasks):

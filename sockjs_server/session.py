@@ -95,7 +95,7 @@ class Receiver:
     """
 
     __slots__ = (
-        "_alive", "_wakeup", "_loop", "_flush", "_queue", "flushing", "_task", "write", "_abort"
+        "_alive", "_wakeup", "_loop", "_flush", "_queue", "flushing", "_task", "write", "_abort", "_on_wake"
     )
 
     def __init__(
@@ -106,7 +106,11 @@ class Receiver:
         queue: FlushQueue | None = None,
         write: Callable[[str], Awaitable[None]] | None = None,
         abort: Callable[[], None] | None = None,
+        on_wake: Callable[[], None] | None = None,
     ) -> None:
+        #: Called instead of waking a waiting task (a poll that waits in no task; it must not
+        #: reenter the session from there, only schedule its own check).
+        self._on_wake = on_wake
         #: Writes one frame directly (websockets); ``None`` for HTTP receivers.
         self.write = write
         self._abort = abort
@@ -131,6 +135,9 @@ class Receiver:
             self._abort()
 
     def wake(self) -> None:
+        if self._on_wake is not None:
+            self._on_wake()
+            return
         if self._flush is not None:
             if not self.flushing:
                 self.flushing = True

@@ -495,3 +495,39 @@ async def test_sockjs_websockets_take_the_push_path(sockjs_server: BuiltinServer
         assert (opcode, payload) == (8, (3000).to_bytes(2, "big") + b"Broken framing.")
     finally:
         writer.close()
+
+
+async def _poll(port: int, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /echo/000/%s/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" % session_id.encode())
+    return reader, writer
+
+
+async def _answer_body(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    return head, await asyncio.wait_for(reader.readexactly(length), TIMEOUT)
+
+
+async def test_a_waiting_poll_waits_in_no_task_and_is_answered_by_a_message_or_the_shutdown(sockjs_server: BuiltinServer) -> None:
+    session_id = new_id()
+    reader, writer = await _poll(sockjs_server.port, session_id)
+    try:
+        head, body = await _answer_body(reader)
+        assert head.startswith(b"HTTP/1.1 200") and body == b"o\n"
+        writer.write(b"POST /echo/000/%s/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" % session_id.encode())
+        await asyncio.sleep(0.1)
+        waiting = [conn for conn in sockjs_server._server.connections if conn.cycle is not None]
+        assert len(waiting) == 1 and not waiting[0].tasks  # the direct path: no task while it waits
+        answer = await exchange(sockjs_server.port, b'POST /echo/000/%s/xhr_send HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 6\r\n\r\n["hi"]' % session_id.encode())
+        assert statuses(answer) == [204]
+        head, body = await _answer_body(reader)
+        assert head.startswith(b"HTTP/1.1 200") and body == b'a["hi"]\n' and b"content-type: application/javascript" in head.lower()
+        writer.write(b"POST /echo/000/%s/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" % session_id.encode())
+        await asyncio.sleep(0.1)
+        closing = asyncio.ensure_future(sockjs_server.close())
+        head, body = await _answer_body(reader)
+        assert body == b'c[1001,"Server shutting down"]\n'
+        await asyncio.wait_for(closing, TIMEOUT)
+    finally:
+        writer.close()
