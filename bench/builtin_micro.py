@@ -38,6 +38,9 @@ class _Transport:
     def is_closing(self) -> bool:
         return False
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def close(self) -> None:
         raise AssertionError("the server closed a keep-alive connection")
 

@@ -43,7 +43,7 @@ from .dispatch import (
 from .eager import start_eagerly
 from .endpoint import Endpoint, checked_handler
 from .envelopes import ENVELOPES, Envelope, TransportKind
-from .http import NO_CACHE, NOT_FOUND, ON_DISCONNECT, TEXT_PLAIN, WEBSOCKET_PUSH, WEBSOCKET_WRITE, Answer
+from .http import NO_CACHE, NOT_FOUND, ON_DISCONNECT, TEXT_PLAIN, WEBSOCKET_PUSH, WEBSOCKET_WRITE, WRITE_ROOM, Answer
 from .options import Options, WebsocketProfile
 from .pump import (
     MESSAGE_TOO_BIG,
@@ -702,7 +702,9 @@ class SockJSApp:
             try:
                 await write(envelope.prelude(callback))
                 if attached:
-                    await stream_frames(session, receiver, write, envelope, callback, options.response_limit)
+                    extensions = request.scope.get("extensions")
+                    room = extensions.get(WRITE_ROOM) if extensions else None
+                    await stream_frames(session, receiver, write, envelope, callback, options.response_limit, room)
                 else:
                     await write(envelope.wrap(ANOTHER_CONNECTION_FRAME, callback))
                 await send({"type": "http.response.body", "body": b""})

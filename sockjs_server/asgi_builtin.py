@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .eager import start_eagerly
-from .http import ON_DISCONNECT, WEBSOCKET_PUSH, WEBSOCKET_WRITE
+from .http import ON_DISCONNECT, WEBSOCKET_PUSH, WEBSOCKET_WRITE, WRITE_ROOM
 from .h1 import (
     MAX_HEAD,
     MAX_HEADERS,
@@ -289,7 +289,8 @@ class _Connection(asyncio.Protocol):
             "type": "http", "asgi": _ASGI, "http_version": _VERSIONS[head.version], "method": head.method,
             "scheme": "http", "path": path, "raw_path": raw_path, "query_string": query, "root_path": "",
             "headers": head.headers.copy(), "client": self.client, "server": self.local,
-            "state": server.state.copy() if server.state else {}, "extensions": {ON_DISCONNECT: cycle.on_disconnect},
+            "state": server.state.copy() if server.state else {},
+            "extensions": {ON_DISCONNECT: cycle.on_disconnect, WRITE_ROOM: cycle.room},
         }  # fmt: skip
         if head.content_length:
             rest = self.buffer
@@ -568,6 +569,15 @@ class _HttpCycle:
 
     def _unwatch(self) -> None:
         self.on_gone = None
+
+    def room(self, size: int) -> bool:
+        """The ``sockjs_server.write_room`` extension: whether ``size`` more bytes go out without waiting."""
+        conn = self.conn
+        transport = conn.transport
+        return (
+            transport is not None and not conn.writing_paused and not conn.closed
+            and transport.get_write_buffer_size() + size + 16 < _HIGH_WATER  # a chunk's own bytes
+        )  # fmt: skip
 
     def _wake(self) -> None:
         waiter = self.waiter

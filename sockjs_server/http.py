@@ -23,6 +23,7 @@ __all__ = [
     "ON_DISCONNECT",
     "WEBSOCKET_PUSH",
     "WEBSOCKET_WRITE",
+    "WRITE_ROOM",
     "TEXT_PLAIN",
     "Answer",
     "RequestHead",
@@ -65,6 +66,12 @@ WEBSOCKET_WRITE = "sockjs_server.websocket_write"
 writes a text (``str``) or binary (``bytes``) message at once, as ``websocket.send`` would, and returns
 ``None``, or an awaitable to wait on before the next write while the client is not reading. It raises
 ``ConnectionResetError`` once the websocket is closed. It spares each message an ASGI event and its coroutine."""
+
+WRITE_ROOM = "sockjs_server.write_room"
+"""An ASGI extension the built-in server offers on HTTP requests: ``scope["extensions"][WRITE_ROOM](size)``
+tells whether ``size`` more bytes of the answer go out without waiting for the client (its connection's
+buffer stays below the high-water mark). A streaming transport uses it to write a reply from the
+sender's task only when that cannot block it."""
 
 
 class RequestHead(Protocol):

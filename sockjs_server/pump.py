@@ -69,16 +69,49 @@ async def stream_frames(
     envelope: Envelope,
     callback: str,
     limit: int,
+    room: Callable[[int], bool] | None = None,
 ) -> None:
     """Write frames until the close frame, the response limit, or the client going away.
 
     sockjs-protocol, XhrStreaming: "we should close a streaming request every
     128KiB messages was send" so the browser can free what it buffered.
+
+    Where the layer tells ``room`` (whether that many more bytes are written without waiting),
+    :meth:`Session.send` writes a reply directly from the sender's task when it fits, as on a
+    websocket; the rest goes through the session's queue and this loop.
     """
     sent = 0
     interrupted = True
+
+    async def direct(frame: str) -> None:
+        """:meth:`Session.send`'s direct path: a reply written from the sender's task, as on a
+        websocket (this request's task is not woken for it); the limit ends the stream from here."""
+        nonlocal sent
+        data = envelope.wrap(frame, callback)
+        try:
+            await write(data)
+        except Exception:
+            session.detach(receiver, interrupted=True)  # the client went away: the loop below ends
+            return
+        sent += len(data)
+        if sent >= limit:
+            receiver.write = None
+            receiver.room = None
+            session.detach(receiver)
+
+    if room is not None:
+        # The envelope's own bytes, and eventsource's percent-encoding (at most 3 bytes per character).
+        receiver.room = lambda size: room(3 * size + 16)
+        receiver.write = direct
     try:
         while session.holds(receiver):
+            if receiver.flushing:
+                # A direct write is under way (its client is slow to read): what was queued
+                # meanwhile goes after it (Session.send wakes this request then).
+                await receiver.wait()
+                if not receiver.alive():
+                    return
+                continue
             frame = session.next_frame()
             if frame is None:
                 await session.wait_frame(receiver)
@@ -86,13 +119,19 @@ async def stream_frames(
                     return
                 continue
             data = envelope.wrap(frame, callback)
-            await write(data)
+            receiver.flushing = True  # no direct write between this frame and the next
+            try:
+                await write(data)
+            finally:
+                receiver.flushing = False
             sent += len(data)
             if frame[0] == "c" or sent >= limit:
                 interrupted = False
                 return
         interrupted = False
     finally:
+        receiver.write = None
+        receiver.room = None
         session.detach(receiver, interrupted=interrupted)
 
 

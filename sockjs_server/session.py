@@ -95,7 +95,7 @@ class Receiver:
     """
 
     __slots__ = (
-        "_alive", "_wakeup", "_loop", "_flush", "_queue", "flushing", "_task", "write", "_abort", "_on_wake"
+        "_alive", "_wakeup", "_loop", "_flush", "_queue", "flushing", "_task", "write", "_abort", "_on_wake", "room"
     )
 
     def __init__(
@@ -111,8 +111,12 @@ class Receiver:
         #: Called instead of waking a waiting task (a poll that waits in no task; it must not
         #: reenter the session from there, only schedule its own check).
         self._on_wake = on_wake
-        #: Writes one frame directly (websockets); ``None`` for HTTP receivers.
+        #: Writes one frame directly (websockets, streams that know their room); ``None`` otherwise.
         self.write = write
+        #: Where set (a stream): whether a frame of that many bytes is written without waiting
+        #: for the client; one that is not is queued instead, and the request's task writes it
+        #: (so a client that takes nothing is still closed after ``send_timeout``).
+        self.room: Callable[[int], bool] | None = None
         self._abort = abort
         self._alive = alive
         self._wakeup: asyncio.Future[None] | None = None
@@ -416,18 +420,13 @@ class Session:
         """
         receiver = self._receiver
         if receiver is None or receiver.write is None or receiver.flushing or self._inbox:
-            state = self._state
-            if state.closed_for_app:
-                return
-            if type(message) is not str:
-                raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-            encoded = message if self._raw else encode_message(message)
-            if state.must_wait(len(encoded)):
-                await self._writable_again(len(encoded))
-            self.push_encoded(encoded)
+            await self._send_queued(message)
             return
         state = self._state
         if self._raw or not state.direct_write_ok():
+            if receiver._flush is None:
+                await self._send_queued(message)  # a stream: its request's task writes the queue
+                return
             receiver.flushing = True  # no background flush: this task writes
             try:
                 self.send_nowait(message)
@@ -439,8 +438,12 @@ class Session:
         # this message, so it becomes a frame here without queue or wake-up.
         if type(message) is not str:
             raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
-        state.wrote(self._loop.time())
         encoded = encode_message(message)
+        room = receiver.room
+        if room is not None and not room(len(encoded) + 3):  # encode_message's output is ASCII
+            await self._send_queued(message)
+            return
+        state.wrote(self._loop.time())
         counters = self._counters
         counters.messages_out += 1
         counters.bytes_out += len(encoded)
@@ -453,6 +456,17 @@ class Session:
             receiver.flushing = False
         if state.has_frame():
             receiver.wake()  # queued meanwhile by others
+
+    async def _send_queued(self, message: str) -> None:
+        state = self._state
+        if state.closed_for_app:
+            return
+        if type(message) is not str:
+            raise TypeError(f"SockJS messages are str, not {type(message).__name__}")
+        encoded = message if self._raw else encode_message(message)
+        if state.must_wait(len(encoded)):
+            await self._writable_again(len(encoded))
+        self.push_encoded(encoded)
 
     def send_bytes_nowait(self, data: bytes) -> None:
         """Queue ``data`` for the client as one binary websocket message (see :meth:`send_nowait`).

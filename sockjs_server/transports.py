@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from functools import partial
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from .pump import NO_SESSION, one_frame, send_answer, stream_frames
 from .session import Receiver, Session
 from .state import ANOTHER_CONNECTION_FRAME, Attach
 
-__all__ = ["abort_connection", "receive", "response", "send"]
+__all__ = ["abort_connection", "buffer_room", "receive", "response", "send"]
 
 _WRITE_ERRORS = (ConnectionError, ClientConnectionResetError)
 
@@ -48,6 +49,25 @@ def abort_connection(request: web.BaseRequest) -> None:
         except OSError:
             pass
     transport.abort()
+
+
+def buffer_room(request: web.BaseRequest) -> Callable[[int], bool] | None:
+    """Whether ``size`` more bytes go out on ``request``'s connection without waiting for its client:
+    aiohttp waits only while the transport's writing is paused, above its buffer's high-water mark.
+    ``None`` where that is unknown."""
+    transport = request.transport
+    protocol = request.protocol
+    if transport is None:
+        return None
+    try:
+        high = transport.get_write_buffer_limits()[1]
+    except NotImplementedError:
+        return None
+
+    def room(size: int) -> bool:
+        return not protocol.writing_paused and transport.get_write_buffer_size() + size < high
+
+    return room
 
 
 def _alive(request: web.BaseRequest) -> bool:
@@ -94,7 +114,8 @@ async def receive(request: web.Request, endpoint: Endpoint, session_id: str, env
         await stream.prepare(request)
         await stream.write(envelope.prelude(callback))
         if attached:
-            await stream_frames(session, receiver, stream.write, envelope, callback, options.response_limit)
+            room = buffer_room(request)
+            await stream_frames(session, receiver, stream.write, envelope, callback, options.response_limit, room)
         else:
             await stream.write(envelope.wrap(ANOTHER_CONNECTION_FRAME, callback))
         await stream.write_eof()
