@@ -452,26 +452,24 @@ class _Websocket:
         self.close_sent = False
 
     async def send_str(self, data: str) -> None:
-        if self.closed:
-            raise ConnectionResetError("websocket closed")
-        write = self._write
-        if write is None:
-            await self._send({"type": "websocket.send", "text": data})
-        else:
-            waiting = write(data)
-            if waiting is not None:
-                await waiting
+        waiting = self._out(data, "text")
+        if waiting is not None:
+            await waiting
 
     async def send_bytes(self, data: bytes) -> None:
+        waiting = self._out(data, "bytes")
+        if waiting is not None:
+            await waiting
+
+    def _out(self, data: str | bytes, key: str) -> Awaitable[None] | None:
+        """Through the server's ``WEBSOCKET_WRITE`` where offered (``None``: written, nothing to
+        wait for), else as a ``websocket.send`` event (its awaitable)."""
         if self.closed:
             raise ConnectionResetError("websocket closed")
         write = self._write
         if write is None:
-            await self._send({"type": "websocket.send", "bytes": data})
-        else:
-            waiting = write(data)
-            if waiting is not None:
-                await waiting
+            return self._send({"type": "websocket.send", key: data})
+        return write(data)
 
     async def close(self, *, code: int = CloseCode.NORMAL, message: bytes = b"") -> bool:
         if self.closed:
@@ -631,14 +629,20 @@ class SockJSApp:
         envelope = session_action(request, options, "xhr")
         if not isinstance(envelope, Envelope) or envelope.needs_callback:
             return False
-        session = endpoint.get_session(match[1])
-        if session is None:
-            session = endpoint.new_session(
-                match[1], envelope.name, remote=request.remote, headers=request.header_copy(),
-                query_string=request.query_string,
-            )  # fmt: skip
+        session = self._receiving_session(request, match[1], envelope)
         _DirectPoll(session, respond, receive_headers(request, options, envelope), envelope).start(on_disconnect)
         return True
+
+    def _receiving_session(self, request: AsgiRequest, session_id: str, envelope: Envelope) -> Session:
+        """The session a receiving request asks for, opened by it when new."""
+        endpoint = self.endpoint
+        session = endpoint.get_session(session_id)
+        if session is None:
+            session = endpoint.new_session(
+                session_id, envelope.name, remote=request.remote, headers=request.header_copy(),
+                query_string=request.query_string,
+            )  # fmt: skip
+        return session
 
     async def _session_url(
         self, request: AsgiRequest, receive: Receive, send: Send, session_id: str, segment: str
@@ -671,12 +675,7 @@ class SockJSApp:
         )
         if isinstance(callback, Answer):
             return callback
-        session = endpoint.get_session(session_id)
-        if session is None:
-            session = endpoint.new_session(
-                session_id, envelope.name, remote=request.remote, headers=request.header_copy(),
-                query_string=request.query_string,
-            )  # fmt: skip
+        session = self._receiving_session(request, session_id, envelope)
         headers = receive_headers(request, options, envelope)
         watch = _Disconnect(receive, session, request.scope)
         receiver = Receiver(watch.alive, abort=_cancel_current_task())
@@ -817,10 +816,7 @@ async def _serve_websocket(
                     await ws.close(code=close_code, message=close[1])
                     break
             elif kind == "websocket.disconnect":
-                code = int(message.get("code", CloseCode.NORMAL))
-                if not ws.closed and code not in (CloseCode.NORMAL, 1005):
-                    close_code = code
-                ws.closed = True
+                close_code = _closed_by_client(ws, int(message.get("code", CloseCode.NORMAL)))
                 break
     except _SEND_ERRORS:
         close_code = CloseCode.INTERRUPTED
@@ -867,11 +863,15 @@ async def _pushed(
     if isinstance(end, tuple):
         await ws.close(code=end[0], message=end[1])
         return end[0]
-    code: int = CloseCode.NORMAL
-    if not ws.closed and end not in (CloseCode.NORMAL, 1005):
-        code = end
+    return _closed_by_client(ws, end)
+
+
+def _closed_by_client(ws: _Websocket, code: int) -> int:
+    """The websocket ended from the client's side with ``code``: the session's close code
+    (the client's own unless normal, or an answer to our close)."""
+    closed_by_us = ws.closed
     ws.closed = True
-    return code
+    return code if not closed_by_us and code not in (CloseCode.NORMAL, 1005) else CloseCode.NORMAL
 
 
 async def _read_body(request: AsgiRequest, receive: Receive, limit: int) -> bytes | None:
