@@ -55,7 +55,7 @@ from .connection import (
     Subscription,
     UnsubscribeRequest,
 )
-from .errors import AccessDenied, BrokerError, ProtocolError, StompError
+from .errors import AccessDenied, ProtocolError, StompError, frame_error
 from .frames import AckMode, Command, Version
 from .handlers import AppHandlers, AppMessage, Handler, Reply, encode_body
 from .memory import MemoryBroker
@@ -77,6 +77,12 @@ _NEEDS_ESCAPE = re.compile(r"[\\:\r\n]").search
 _APP_ACK_PREFIX = "app@@"
 #: Seconds a closing TCP connection may take to flush before it is aborted.
 _CLOSE_GRACE = 5.0
+
+
+def _unknown_app_destination(what: str, destination: str) -> StompError:
+    """A SEND or SUBSCRIBE no handler takes: a mistake in that frame only, so the
+    connection stays open, as for any other unknown destination."""
+    return frame_error("Unknown destination", f"{what} {destination[:200]}")
 
 
 async def _maybe_await(value: T | Awaitable[T]) -> T:
@@ -490,37 +496,52 @@ class _Peer:
         if authorize is not None and not await _maybe_await(authorize(self.principal, command, destination)):
             raise AccessDenied("Access refused", f"not allowed to {command.value} {destination[:200]}")
 
-    def _check_destination(self, destination: str) -> None:
-        """RabbitMQ's destination rules (application and user destinations have their own)."""
+    def _check_destination(self, command: Command, destination: str) -> None:
+        """RabbitMQ's destination rules; a user destination's own part follows them too
+        (``/queue/x`` of ``/user/queue/x``), application destinations are the handlers' to judge."""
         server = self.server
-        if server._app_path(destination) is None and not destination.startswith(server.user_prefix + "/"):
-            check_destination(destination)
+        if server._app_path(destination) is not None:
+            return
+        prefix = server.user_prefix
+        if destination.startswith(prefix + "/"):
+            if command is Command.SEND:
+                target = server._user_target(destination)  # raises when malformed
+                suffix = target[1] if target is not None else destination
+            else:
+                found = server._user_subscription(destination)
+                if found is None:
+                    raise frame_error("Unknown destination", f"user subscriptions look like {prefix}/queue/<name>")
+                suffix = found
+            check_destination(suffix)
+            return
+        check_destination(destination)
 
     async def _send(self, req: SendRequest) -> None:
         server = self.server
         destination = req.destination
-        self._check_destination(destination)
+        self._check_destination(Command.SEND, destination)
         await self._authorize(Command.SEND, destination)
         path = server._app_path(destination)
         if path is not None:
             await self._app_message(req, path)
             return
+        headers = req.headers
+        if self.principal is not None:
+            # A client cannot forge user-id: it was removed and is set here,
+            # for every destination a client can reach.
+            headers = (*headers, ("user-id", self.principal.name))
         user_target = server._user_target(destination)
         if user_target is not None:
             user, suffix = user_target
-            await server._send_to_user(user, suffix, req.body, req.headers)
+            await server._send_to_user(user, suffix, req.body, headers)
             return
-        headers = req.headers
-        if self.principal is not None:
-            # A client cannot forge user-id: it was removed and is set here.
-            headers = (*headers, ("user-id", self.principal.name))
         await server.broker.publish(destination, req.body, headers, sender=self)
 
     async def _subscribe(self, sub: Subscription, headers: Mapping[str, str]) -> None:
         server = self.server
         version = self.conn.version
         destination = sub.destination
-        self._check_destination(destination)
+        self._check_destination(Command.SUBSCRIBE, destination)
         await self._authorize(Command.SUBSCRIBE, destination)
         if sub.client_id is not None:
             sub.header_line = b"subscription:%b\n" % encode_header(sub.client_id, version).encode("utf-8")
@@ -580,7 +601,7 @@ class _Peer:
         server = self.server
         found = server.handlers.match_message(path)
         if found is None:
-            raise BrokerError("Unknown destination", f"no handler for {req.destination[:200]}")
+            raise _unknown_app_destination("no handler for", req.destination)
         route, params = found
         message = AppMessage(
             req.destination,
@@ -609,7 +630,7 @@ class _Peer:
     async def _app_subscribe(self, sub: Subscription, path: str) -> None:
         found = self.server.handlers.match_subscribe(path)
         if found is None:
-            raise BrokerError("Unknown destination", f"no subscribe handler for {sub.destination[:200]}")
+            raise _unknown_app_destination("no subscribe handler for", sub.destination)
         route, params = found
         message = AppMessage(
             sub.destination,
@@ -949,5 +970,5 @@ class StompServer:
             return None
         name, sep, rest = destination[len(prefix) :].partition("/")
         if not sep or not name or not ("/" + rest).startswith(("/queue/", "/topic/")):
-            raise BrokerError("Unknown destination", f"user destinations look like {prefix}<user>/queue/<name>")
+            raise frame_error("Unknown destination", f"user destinations look like {prefix}<user>/queue/<name>")
         return name, "/" + rest

@@ -37,22 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     fixed: list[str] = []
     with targets() as t:
         for scenario in chosen:
-            reference = t.run(scenario.steps, "rabbit").lines()
+            reference = scenario.compared(t.run(scenario.reference_steps, "rabbit"))
             rerecorded = False
             row = {"scenario": scenario.name}
             for target in ("memory", "relay"):
                 if target == "memory" and scenario.rabbit_only:
                     row[target] = "n/a"
                 else:
-                    got = t.run(scenario.steps, target).lines()
+                    got = scenario.compared(t.run(scenario.steps, target))
                     same = got == reference
                     if not same and not rerecorded:
                         # RabbitMQ is shared on a developer's machine (another test may
                         # restart it): a difference counts only against a second recording.
-                        reference, rerecorded = t.run(scenario.steps, "rabbit").lines(), True
+                        reference, rerecorded = scenario.compared(t.run(scenario.reference_steps, "rabbit")), True
                         same = got == reference
                     if scenario.sockjs and same:
-                        got = t.run(scenario.steps, target, sockjs=True).lines()
+                        got = scenario.compared(t.run(scenario.steps, target, sockjs=True))
                         same = got == reference
                     known = (scenario.name, target) in KNOWN
                     row[target] = "agree" if same else "known" if known else "DIFFER"

@@ -411,6 +411,19 @@ class Result:
         return [f"{conn}: {event}" for conn, events in sorted(self.transcript.items()) for event in events]
 
 
+_ERROR_BODY = re.compile(r"^(\S+: ERROR )(.*?) \| .*$")
+_CONTENT_LENGTH = re.compile(r"content-length:\d+ ")
+
+
+def without_error_bodies(lines: list[str]) -> list[str]:
+    """Transcript lines with each ERROR's body (and so its content-length) left out."""
+    out = []
+    for line in lines:
+        m = _ERROR_BODY.match(line)
+        out.append(m.group(1) + _CONTENT_LENGTH.sub("", m.group(2)) if m else line)
+    return out
+
+
 def _template(text: str, conn: _Conn, conns: dict[str, _Conn], unique: str, vhost: str) -> str:
     def replace(m: re.Match[str]) -> str:
         key = m.group(1)

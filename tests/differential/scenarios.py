@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .harness import Step, parse_script
+from .harness import Result, Step, parse_script, without_error_bodies
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,25 @@ class Scenario:
     #: A deliberate difference of our server (both brokers): the README's
     #: "Differences from RabbitMQ" row that explains it.
     differs: str | None = None
+    #: For destinations only our server has (``/app``, ``/user``): the script
+    #: RabbitMQ plays instead, its equivalent conversation (an unknown or an
+    #: unused destination). ERROR bodies, which name the reason in each
+    #: server's words, are then left out of the comparison.
+    reference: str | None = None
 
     @property
     def steps(self) -> tuple[Step, ...]:
         return parse_script(self.script)
+
+    @property
+    def reference_steps(self) -> tuple[Step, ...]:
+        """What RabbitMQ plays: the equivalent script, or the scenario itself."""
+        return parse_script(self.reference) if self.reference is not None else self.steps
+
+    def compared(self, result: Result) -> list[str]:
+        """The transcript lines that must agree."""
+        lines = result.lines()
+        return lines if self.reference is None else without_error_bodies(lines)
 
 
 SCENARIOS: list[Scenario] = []
@@ -687,6 +702,32 @@ S("parsing", "1.0-colon-in-value", "c1 login 1.0\nc1> SUBSCRIBE destination:/top
 S("parsing", "1.2-colon-in-value", SUB_TOPIC + "c1> SEND destination:/topic/{u} x-time:12:30 receipt:r2 | x\nc1? receipt r2")
 S("parsing", "invalid-utf8-body", SUB_TOPIC + "c1>> SEND{lf}destination:/topic/{u}{lf}receipt:r2{lf}{lf}\udcff\udcfe{nul}\nc1? receipt r2")
 S("parsing", "split-connect", "c1~ CONNECT accept-version:1.2 host:{vhost} login:guest passcode:guest heart-beat:0,0\nc1? frame")
+
+# --- destinations of our server only: /app and /user ---------------------------------------
+#
+# The differential server has no /app handlers (as `sockjs-server stomp`):
+# every /app frame is a mistake in that frame, answered as RabbitMQ answers a
+# destination it does not know, and the connection goes on.
+
+_SEND = "c1> SEND destination:{d} receipt:r1 | x"
+_SUBSCRIBE = "c1> SUBSCRIBE id:s1 destination:{d} receipt:r1"
+#: The connection still works after the ERROR.
+_AFTER = "c1> SUBSCRIBE id:s1 destination:/topic/{u} receipt:r2\nc1? receipt r2\nc1> SEND destination:/topic/{u} receipt:r3 | still here\nc1? receipt r3\nc1? msg"
+for name, frame, ours, rabbit in (
+    ("send-app-no-handler", _SEND, "/app/{u}", "/bogus/{u}"),
+    ("subscribe-app-no-handler", _SUBSCRIBE, "/app/{u}", "/bogus/{u}"),
+    ("send-app-bare", _SEND, "/app/", "/bogus/{u}"),
+    ("subscribe-app-bare", _SUBSCRIBE, "/app/", "/bogus/{u}"),
+    ("send-user-malformed", _SEND, "/user/{u}", "/bogus/{u}"),
+    ("subscribe-user-malformed", _SUBSCRIBE, "/user/{u}", "/bogus/{u}"),
+    ("subscribe-user-other", _SUBSCRIBE, "/user/{u}/queue/q", "/bogus/{u}"),  # only one's own /user/queue/x
+    ("send-user-queue-slash", _SEND, "/user/{u}/queue/", "/queue/"),
+    ("subscribe-user-queue-slash", _SUBSCRIBE, "/user/queue/", "/queue/"),
+):
+    script = f"c1 login 1.2\n{frame}\nc1? frame\n{_AFTER}"
+    S("ours-only", name, script.replace("{d}", ours), reference=script.replace("{d}", rabbit), sockjs="no-handler" in name)
+S("ours-only", "send-user-nobody", "c1 login 1.2\nc1> SEND destination:/user/{u}/queue/q receipt:r1 | to nobody\nc1? receipt r1\nc1? quiet 0.2",
+  reference="c1 login 1.2\nc1> SEND destination:/topic/{u}-nobody receipt:r1 | to nobody\nc1? receipt r1\nc1? quiet 0.2")
 
 # --- known differences ------------------------------------------------------------------------------
 

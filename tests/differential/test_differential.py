@@ -32,7 +32,7 @@ def world() -> Iterator[Targets]:
 
 def reference(world: Targets, scenario: Scenario) -> list[str]:
     if scenario.name not in _reference:
-        _reference[scenario.name] = world.run(scenario.steps, "rabbit").lines()
+        _reference[scenario.name] = scenario.compared(world.run(scenario.reference_steps, "rabbit"))
     return _reference[scenario.name]
 
 
@@ -52,13 +52,13 @@ def test_scenario(world: Targets, scenario: Scenario, target: str) -> None:
         pytest.skip(f"documented difference: {scenario.differs}")
     if target == "memory" and scenario.rabbit_only:
         pytest.skip(f"RabbitMQ-only: {scenario.rabbit_only}")
-    got = world.run(scenario.steps, target).lines()
+    got = scenario.compared(world.run(scenario.steps, target))
     if got != expected:
         # RabbitMQ is shared on a developer's machine (another test may restart
         # it): a difference counts only against a second recording.
-        expected = _reference[scenario.name] = world.run(scenario.steps, "rabbit").lines()
+        expected = _reference[scenario.name] = scenario.compared(world.run(scenario.reference_steps, "rabbit"))
     if scenario.sockjs and got == expected:
-        got = world.run(scenario.steps, target, sockjs=True).lines()
+        got = scenario.compared(world.run(scenario.steps, target, sockjs=True))
     if (scenario.name, target) in KNOWN:
         if got != expected:
             pytest.xfail(f"known difference from RabbitMQ: {KNOWN[scenario.name, target]}")

@@ -249,6 +249,22 @@ async def test_version_mismatch(harness, transport):
     assert error["version"] == "1.0,1.1,1.2"
 
 
+async def test_app_destination_without_handler_keeps_the_connection(harness, transport):
+    h = await harness(transport)
+    c = await h.connected()
+    await c.send_frame("SEND", {"destination": "/app/nothing", "receipt": "r1"}, "x")
+    error = await c.expect_error("Unknown destination", closed=False)
+    assert error.text == "no handler for /app/nothing"
+    await c.send_frame("SUBSCRIBE", {"id": "a", "destination": "/app/nothing", "receipt": "r2"})
+    error = await c.expect_error("Unknown destination", closed=False)
+    assert error.text == "no subscribe handler for /app/nothing"
+    await c.send_frame("SEND", {"destination": "/user/nobody", "receipt": "r3"}, "x")
+    await c.expect_error("Unknown destination", closed=False)
+    await c.subscribe("/topic/x", "a")  # the id is free: that SUBSCRIBE never happened
+    await c.send("/topic/x", "still open", receipt="r4")
+    assert (await c.expect("MESSAGE")).text == "still open"
+
+
 async def test_unknown_destination(harness, transport):
     h = await harness(transport)
     c = await h.connected()
