@@ -54,7 +54,7 @@ class _Transport:
 async def measure(requests: int, waiting_polls: bool = False, streaming: bool = False) -> float:
     from sockjs_server import Options, Session
     from sockjs_server.asgi import SockJSApp, SockJSRouter
-    from sockjs_server.asgi_builtin import Server, _Connection
+    from sockjs_server.servers.builtin.server import Server, _Connection
 
     async def echo(session: Session) -> None:
         async for message in session:

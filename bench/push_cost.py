@@ -32,8 +32,8 @@ CHILD = r"""
 import asyncio, json, sys, time
 from multidict import CIMultiDict, CIMultiDictProxy
 from sockjs_server import Options
-from sockjs_server.endpoint import Endpoint
-from sockjs_server.session import Receiver
+from sockjs_server.runtime.endpoint import Endpoint
+from sockjs_server.runtime.session import Receiver
 
 SESSIONS, ROUNDS = int(sys.argv[1]), int(sys.argv[2])
 

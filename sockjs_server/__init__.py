@@ -6,11 +6,11 @@ Mount an endpoint with :func:`add_endpoint`; your handler gets one
 
 from __future__ import annotations
 
-from .endpoint import ENDPOINTS, Endpoint
-from .options import TRANSPORTS, Options, WebsocketProfile
-from .routes import add_endpoint
-from .session import Handler, Session, SessionClosed
-from .state import CloseCode
+from .aiohttp.routes import ENDPOINTS, add_endpoint
+from .core.options import TRANSPORTS, Options, WebsocketProfile
+from .core.state import CloseCode
+from .runtime.endpoint import Endpoint
+from .runtime.session import Handler, Session, SessionClosed
 
 __all__ = [
     "ENDPOINTS",

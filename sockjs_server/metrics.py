@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 from aiohttp import web
 
-from .endpoint import ENDPOINTS, Endpoint
+from .aiohttp.routes import ENDPOINTS
+from .runtime.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -41,7 +42,7 @@ def endpoint_stats(endpoint: Endpoint) -> dict[str, Any]:
 Source = Union[web.Application, Iterable[Any]]
 """Where the endpoints are: an aiohttp application (every endpoint mounted on it), or
 ASGI :class:`~sockjs_server.asgi.SockJSApp` objects (anything with an ``endpoint``) or
-:class:`~sockjs_server.endpoint.Endpoint` objects."""
+:class:`~sockjs_server.runtime.endpoint.Endpoint` objects."""
 
 
 def _endpoints(source: Source) -> list[Endpoint]:

@@ -17,7 +17,7 @@ from aiohttp.test_utils import BaseTestServer
 from yarl import URL
 
 from sockjs_server.asgi import SockJSApp, SockJSRouter
-from sockjs_server.asgi_uvicorn import Server, config
+from sockjs_server.servers.uvicorn import Server, config
 
 
 def _bound_socket(host: str) -> socket.socket:
@@ -109,7 +109,7 @@ class GranianServer(BaseTestServer):
     async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
         if self._server is not None:
             return
-        from sockjs_server.asgi_granian import Server as Granian
+        from sockjs_server.servers.granian import Server as Granian
 
         app = self.app
         apps = _sockjs_apps(app)
@@ -157,7 +157,7 @@ class BuiltinServer(BaseTestServer):
     async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
         if self._server is not None:
             return
-        from sockjs_server.asgi_builtin import Limits, Server
+        from sockjs_server.servers.builtin.server import Limits, Server
 
         sock = _bound_socket(self.host)
         self.port = sock.getsockname()[1]

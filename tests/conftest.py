@@ -5,20 +5,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import process_cleanup
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-
-import process_cleanup
 from sockjs_client import AppServer, Serve, Served, SockJSClient, echo
+
 from sockjs_server import Handler, Options, add_endpoint
-from sockjs_server.testserver import make_app, make_asgi_app
+from sockjs_server.cli.testserver import make_app, make_asgi_app
 
 LAYERS = [layer for layer in os.environ.get("SOCKJS_TEST_LAYERS", "aiohttp,asgi,granian,builtin").split(",") if layer]
 """The web layers the protocol tests run on: ``aiohttp``, ``asgi`` (the ASGI app served by uvicorn),
 ``granian`` (the ASGI app served by granian), ``builtin`` (the ASGI app served by the package's own server)."""
 
-ASGI_SERVERS = {"asgi": "uvicorn", "granian": "granian", "builtin": "sockjs_server.asgi_builtin"}
+ASGI_SERVERS = {"asgi": "uvicorn", "granian": "granian", "builtin": "sockjs_server.servers.builtin.server"}
 """ASGI layer name -> the server package that serves it."""
 
 

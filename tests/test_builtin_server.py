@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
 from asgi_server import BuiltinServer
 from sockjs_client import new_id
+
 from sockjs_server import Options, Session
 from sockjs_server.asgi import SockJSApp, SockJSRouter
-from sockjs_server.http import WEBSOCKET_PUSH
+from sockjs_server.core.http import WEBSOCKET_PUSH
 
 TIMEOUT = 5.0
 

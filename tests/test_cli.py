@@ -18,9 +18,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from sockjs_client import GUARD, UNIT, bounded
-from sockjs_server import Options, cli, testserver
+
+from sockjs_server import Options, cli
+from sockjs_server.cli import testserver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,7 +167,7 @@ async def test_echo_command_serves() -> None:
 async def test_testserver_module_serves_the_suite_endpoints() -> None:
     port = free_port()
     body = await run_until_it_answers(
-        ["-m", "sockjs_server.testserver", "--port", str(port)], "/disabled_websocket_echo/info"
+        ["-m", "sockjs_server.cli.testserver", "--port", str(port)], "/disabled_websocket_echo/info"
     )
     assert json.loads(body)["websocket"] is False
 

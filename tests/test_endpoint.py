@@ -8,14 +8,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-
 from sockjs_client import (
-    aiohttp_only,
     OPEN,
     AppServer,
     Recorder,
     Serve,
     SockJSClient,
+    aiohttp_only,
     bounded,
     closing,
     echo,
@@ -23,8 +22,9 @@ from sockjs_client import (
     new_id,
     reply_of,
 )
+
 from sockjs_server import ENDPOINTS, Endpoint, Options, Session, add_endpoint
-from sockjs_server.framing import encode_message
+from sockjs_server.core.framing import encode_message
 
 
 async def test_endpoints_of_one_app_are_isolated(aiohttp_client: Any) -> None:

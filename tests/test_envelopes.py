@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockjs_server.envelopes import ENVELOPES, CallbackError, TransportKind, validate_callback
-from sockjs_server.framing import message_frame
+from sockjs_server.core.envelopes import ENVELOPES, CallbackError, TransportKind, validate_callback
+from sockjs_server.core.framing import message_frame
 
 JS = "application/javascript; charset=UTF-8"
 

@@ -11,20 +11,22 @@ import sockjs_server
 
 CORE = [
     "sockjs_server",
+    "sockjs_server.asgi",
     "sockjs_server.cli",
-    "sockjs_server.endpoint",
-    "sockjs_server.envelopes",
-    "sockjs_server.framing",
-    "sockjs_server.http",
-    "sockjs_server.options",
-    "sockjs_server.routes",
-    "sockjs_server.serving",
-    "sockjs_server.session",
-    "sockjs_server.state",
-    "sockjs_server.static",
-    "sockjs_server.testserver",
-    "sockjs_server.transports",
-    "sockjs_server.websocket",
+    "sockjs_server.servers.builtin",
+    "sockjs_server.runtime.endpoint",
+    "sockjs_server.core.envelopes",
+    "sockjs_server.core.framing",
+    "sockjs_server.core.http",
+    "sockjs_server.core.options",
+    "sockjs_server.aiohttp.routes",
+    "sockjs_server.cli.serving",
+    "sockjs_server.runtime.session",
+    "sockjs_server.core.state",
+    "sockjs_server.core.static",
+    "sockjs_server.cli.testserver",
+    "sockjs_server.aiohttp.transports",
+    "sockjs_server.aiohttp.websocket",
 ]
 
 ALL_MODULES = sorted(
@@ -86,7 +88,9 @@ def test_package_exports_the_documented_api() -> None:
 
 
 def test_package_exports_are_the_real_objects() -> None:
-    from sockjs_server import endpoint, options, routes, session, state
+    from sockjs_server.aiohttp import routes
+    from sockjs_server.core import options, state
+    from sockjs_server.runtime import endpoint, session
 
     assert sockjs_server.add_endpoint is routes.add_endpoint
     assert sockjs_server.Endpoint is endpoint.Endpoint

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockjs_server.framing import (
+from sockjs_server.core.framing import (
     HEARTBEAT_FRAME,
     OPEN_FRAME,
     PayloadError,

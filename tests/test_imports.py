@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import pkgutil
 import subprocess
@@ -19,16 +20,10 @@ MODULES = sorted(
     if not info.name.endswith("__main__")
 )
 
-SANS_IO = [
-    "sockjs_server.framing",
-    "sockjs_server.envelopes",
-    "sockjs_server.state",
-    "sockjs_server.options",
-    "sockjs_server.http",
-    "sockjs_server.static",
-    "sockjs_server.dispatch",
-    "sockjs_server.h1",
-    "sockjs_server.wsframes",
+#: The protocol core (every module of ``core/``) and the built-in server's parsers.
+SANS_IO = [name for name in MODULES if name.startswith("sockjs_server.core.")] + [
+    "sockjs_server.servers.builtin.h1",
+    "sockjs_server.servers.builtin.wsframes",
 ]
 
 
@@ -50,7 +45,7 @@ print(json.dumps(failures))
 
 
 def test_every_module_imports_first() -> None:
-    assert "sockjs_server.state" in MODULES
+    assert "sockjs_server.core.state" in MODULES
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_EACH_FIRST, json.dumps(["sockjs_server", *MODULES])],
         cwd=ROOT,
@@ -63,12 +58,17 @@ def test_every_module_imports_first() -> None:
 
 
 _IMPORT_SANS_IO = """
-import json, sys, types
-# Load the modules without the package __init__, which mounts the aiohttp layer.
-package = types.ModuleType("sockjs_server")
-package.__path__ = [sys.argv[1]]
-sys.modules["sockjs_server"] = package
+import json, os, sys, types
+# Load the modules without the packages' __init__ (the root one mounts the aiohttp
+# layer, servers.builtin's starts the server): every parent package is a bare module.
 for name in json.loads(sys.argv[2]):
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        parent = ".".join(parts[:depth])
+        if parent not in sys.modules:
+            package = types.ModuleType(parent)
+            package.__path__ = [os.path.join(sys.argv[1], *parts[1:depth])]
+            sys.modules[parent] = package
     __import__(name)
 print(json.dumps(sorted(m for m in ("aiohttp", "asyncio", "multidict", "yarl") if m in sys.modules)))
 """
@@ -76,6 +76,7 @@ print(json.dumps(sorted(m for m in ("aiohttp", "asyncio", "multidict", "yarl") i
 
 def test_sans_io_modules_use_only_the_standard_library() -> None:
     # The protocol core is plain stdlib code: no event loop, no web framework.
+    assert "sockjs_server.core.framing" in SANS_IO and len(SANS_IO) >= 9
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_SANS_IO, str(ROOT / "sockjs_server"), json.dumps(SANS_IO)],
         capture_output=True,
@@ -172,8 +173,8 @@ def test_the_cycle_finder_finds_cycles() -> None:
 def test_the_import_graph_sees_every_kind_of_import() -> None:
     graph = import_graph()
     assert set(graph) >= set(MODULES)
-    assert "sockjs_server.endpoint" in graph["sockjs_server.routes"]  # from .endpoint import ...
-    assert "sockjs_server.static" in graph["sockjs_server.routes"]  # from . import static
+    assert "sockjs_server.runtime.endpoint" in graph["sockjs_server.aiohttp.routes"]  # from .endpoint import ...
+    assert "sockjs_server.core.static" in graph["sockjs_server.aiohttp.routes"]  # from . import static
     assert "sockjs_server" in graph["sockjs_server.stomp.cli"]  # from sockjs_server import ..., in a function
 
 
@@ -185,5 +186,76 @@ def test_no_import_cycles() -> None:
 
 def test_sessions_do_not_know_endpoints() -> None:
     graph = import_graph()
-    assert "sockjs_server.endpoint" not in graph["sockjs_server.session"]
-    assert "sockjs_server.routes" not in graph["sockjs_server.endpoint"]
+    assert "sockjs_server.runtime.endpoint" not in graph["sockjs_server.runtime.session"]
+    assert "sockjs_server.aiohttp.routes" not in graph["sockjs_server.runtime.endpoint"]
+
+
+#: Each layer of the package and the layers it may import (its own included).
+#: A module belongs to the longest prefix listed in LAYER_OF.
+LAYER_OF = {
+    "sockjs_server.core": "core",
+    "sockjs_server.runtime": "runtime",
+    "sockjs_server.aiohttp": "aiohttp",
+    "sockjs_server.asgi": "asgi",
+    "sockjs_server.stomp": "stomp",
+    "sockjs_server.servers": "servers",
+    "sockjs_server.metrics": "metrics",
+    "sockjs_server": "api",  # the package itself and the modules kept for old import paths
+    "sockjs_server.cli": "cli",
+    "sockjs_server.stomp.cli": "cli",
+    "sockjs_server.stomp.__main__": "cli",
+    "sockjs_server.__main__": "cli",
+    "sockjs_server.demo": "app",
+}
+MAY_IMPORT = {
+    "core": {"core"},
+    "runtime": {"core", "runtime"},
+    "aiohttp": {"core", "runtime", "aiohttp"},
+    "asgi": {"core", "runtime", "asgi"},
+    "stomp": {"core", "runtime", "stomp"},
+    "servers": {"core", "runtime", "asgi", "servers"},
+    "metrics": {"core", "runtime", "aiohttp", "asgi", "stomp", "metrics"},
+    "api": {"core", "runtime", "aiohttp", "asgi", "stomp", "servers", "metrics", "api"},
+    "cli": {"core", "runtime", "aiohttp", "asgi", "stomp", "servers", "metrics", "api", "cli"},
+    "app": {"core", "runtime", "aiohttp", "asgi", "stomp", "servers", "metrics", "api", "cli", "app"},
+}
+
+
+def layer_of(module: str) -> str:
+    prefixes = [p for p in LAYER_OF if module == p or module.startswith(p + ".")]
+    return LAYER_OF[max(prefixes, key=len)]
+
+
+def test_no_module_imports_from_a_layer_above_it() -> None:
+    # core < runtime < web layers (aiohttp, asgi) and STOMP < servers < the package's
+    # API < the command line < the demo; the web layers and STOMP do not know each other.
+    assert layer_of("sockjs_server.stomp.relay.rabbit") == "stomp"
+    assert layer_of("sockjs_server.stomp.cli") == "cli"
+    assert layer_of("sockjs_server.asgi_builtin") == "api"
+    wrong = sorted(
+        f"{module} ({layer_of(module)}) imports {target} ({layer_of(target)})"
+        for module, targets in import_graph().items()
+        for target in targets
+        if layer_of(target) not in MAY_IMPORT[layer_of(module)]
+    )
+    assert wrong == []
+
+
+def test_old_public_import_paths_still_work() -> None:
+    # The modules users import by name keep working after the package was split into layers.
+    from sockjs_server import add_endpoint as mounted
+    from sockjs_server.aiohttp.routes import add_endpoint
+    from sockjs_server.asgi import SockJSApp, SockJSRouter
+    from sockjs_server.asgi.app import SockJSApp as App
+    from sockjs_server.asgi.app import SockJSRouter as Router
+    from sockjs_server.asgi_builtin import Limits, Server, run, serve
+    from sockjs_server.servers import builtin
+    from sockjs_server.stomp import StompServer
+    from sockjs_server.stomp.server import StompServer as Stomp
+
+    assert mounted is add_endpoint and SockJSApp is App and SockJSRouter is Router and StompServer is Stomp
+    assert (Limits, Server, run, serve) == (builtin.Limits, builtin.Server, builtin.run, builtin.serve)
+    for name in ("asgi_uvicorn", "asgi_granian"):
+        shim = importlib.import_module(f"sockjs_server.{name}")
+        real = importlib.import_module(f"sockjs_server.servers.{name.removeprefix('asgi_')}")
+        assert all(getattr(shim, export) is getattr(real, export) for export in shim.__all__)

@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-
 from sockjs_client import (
     GUARD,
     UNIT,
@@ -31,6 +30,7 @@ from sockjs_client import (
     new_id,
     raw_ws_handshake,
 )
+
 from sockjs_server import Options, Session, add_endpoint
 from sockjs_server.metrics import SockJSCollector, add_metrics_route, stats
 from sockjs_server.stomp import MemoryBroker, StompServer
@@ -251,7 +251,7 @@ sys.modules["prometheus_client"] = None  # as if not installed
 from aiohttp import web
 from sockjs_server import add_endpoint
 from sockjs_server.metrics import SockJSCollector, add_metrics_route, stats
-from sockjs_server.testserver import echo
+from sockjs_server.cli.testserver import echo
 app = web.Application()
 add_endpoint(app, "/echo", echo)
 assert stats(app)["/echo"]["messages_in"] == 0
@@ -326,7 +326,7 @@ async def test_a_send_timeout_counts_as_a_slow_consumer_close(serve: Serve) -> N
 
 
 def test_error_messages_are_bounded() -> None:
-    from sockjs_server.stats import MAX_ERROR_MESSAGES, StompCounters
+    from sockjs_server.runtime.stats import MAX_ERROR_MESSAGES, StompCounters
 
     counters = StompCounters()
     for n in range(MAX_ERROR_MESSAGES + 50):
@@ -342,10 +342,10 @@ async def test_asgi_metrics_app_in_starlette(aiohttp_client: Any) -> None:
     """MetricsApp mounted beside SockJSApps in Starlette, scraped while a session runs."""
     pytest.importorskip("uvicorn")
     pytest.importorskip("starlette")
+    from asgi_server import UvicornServer
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from asgi_server import UvicornServer
     from sockjs_server.asgi import SockJSApp
     from sockjs_server.metrics import MetricsApp
 
@@ -368,6 +368,7 @@ async def test_asgi_metrics_app_in_starlette(aiohttp_client: Any) -> None:
 async def test_asgi_metrics_app_as_router_fallback(aiohttp_client: Any) -> None:
     pytest.importorskip("uvicorn")
     from asgi_server import UvicornServer
+
     from sockjs_server.asgi import SockJSApp, SockJSRouter
     from sockjs_server.metrics import MetricsApp
 

@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from sockjs_client import GUARD, UNIT
-from sockjs_server.serving import add_run_arguments
+
+from sockjs_server.cli.serving import add_run_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sockjs_server.framing import encode_message
-from sockjs_server.state import (
+from sockjs_server.core.framing import encode_message
+from sockjs_server.core.state import (
     ANOTHER_CONNECTION_FRAME,
+    PUSH_IGNORED,
+    PUSH_OVERFLOW,
     TRANSITIONS,
     Attach,
     CloseCode,
     Event,
-    PUSH_IGNORED,
-    PUSH_OVERFLOW,
     IllegalTransition,
     SessionState,
     State,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockjs_server.wsframes import (
+from sockjs_server.servers.builtin.wsframes import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,

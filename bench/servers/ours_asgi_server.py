@@ -43,12 +43,12 @@ def main() -> None:
         pass
     router = SockJSRouter(routes)
     if args.server == "builtin":
-        from sockjs_server.asgi_builtin import run
+        from sockjs_server.servers.builtin.server import run
 
         run(router, router.apps, host=args.host, port=args.port, uvloop=args.loop == "uvloop")
         return
     if args.server == "granian":
-        from sockjs_server.asgi_granian import run
+        from sockjs_server.servers.granian import run
 
         loop_factory = None
         if args.loop == "uvloop":
@@ -57,7 +57,7 @@ def main() -> None:
             loop_factory = uvloop.new_event_loop
         run(router, router.apps, host=args.host, port=args.port, loop_factory=loop_factory, log_level="warning")
         return
-    from sockjs_server.asgi_uvicorn import Server, config
+    from sockjs_server.servers.uvicorn import Server, config
 
     settings = config(router, host=args.host, port=args.port, loop=args.loop, access_log=False, log_level="warning")
     Server(settings, router.apps).run()

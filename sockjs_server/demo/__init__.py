@@ -15,7 +15,7 @@ __all__ = ["COMMAND", "ChatDemo", "DemoError", "configure", "create_app", "find_
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from sockjs_server.serving import add_run_arguments, port_number
+    from sockjs_server.cli.serving import add_run_arguments, port_number
     from sockjs_server.stomp.cli import _relay_url
 
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from sockjs_server.serving import CommandError, serve, setup_logging
+    from sockjs_server.cli.serving import CommandError, serve, setup_logging
     from sockjs_server.stomp import Broker
 
     setup_logging(args)
@@ -54,7 +54,7 @@ COMMAND = ("demo", "the chat demo (rooms, presence, private messages, transport 
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sockjs_server.serving import CommandParser, run_command
+    from sockjs_server.cli.serving import CommandParser, run_command
 
     parser = CommandParser(prog="python -m sockjs_server.demo", description=COMMAND[1])
     configure(parser)

@@ -41,7 +41,7 @@ def _relay_url(text: str) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from sockjs_server.cli import add_server_arguments
-    from sockjs_server.serving import port_number
+    from sockjs_server.cli.serving import port_number
 
     from .connection import StompOptions
 
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> None:
     if getattr(args, "stomp_command", None) == "adduser":
         _adduser(args)
         return
-    from sockjs_server.serving import CommandError, serve, setup_logging
+    from sockjs_server.cli.serving import CommandError, serve, setup_logging
 
     from .auth import UsersFileError
 
@@ -199,7 +199,7 @@ COMMAND = ("stomp", "STOMP over SockJS at /stomp on the in-memory broker", confi
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sockjs_server.serving import CommandParser, run_command
+    from sockjs_server.cli.serving import CommandParser, run_command
 
     parser = CommandParser(prog="python -m sockjs_server.stomp", description=COMMAND[1])
     configure(parser)

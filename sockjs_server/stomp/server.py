@@ -29,15 +29,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
-from sockjs_server.options import WebsocketProfile
-from sockjs_server.session import SessionClosed
-from sockjs_server.state import CLOSE_REASONS, CloseCode
-from sockjs_server.stats import StompCounters
+from sockjs_server.core.options import WebsocketProfile
+from sockjs_server.core.state import CLOSE_REASONS, CloseCode
+from sockjs_server.runtime.session import SessionClosed
+from sockjs_server.runtime.stats import StompCounters
 
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
 from .codec import encode_header
-from .destinations import check_destination
 from .connection import (
     SERVER_SET_HEADERS,
     AbortRequest,
@@ -61,7 +60,7 @@ from .handlers import AppHandlers, AppMessage, Handler, Reply, encode_body
 from .memory import MemoryBroker
 
 if TYPE_CHECKING:
-    from sockjs_server.session import Session
+    from sockjs_server.runtime.session import Session
 
 __all__ = ["StompServer", "ConnectionHook"]
 

@@ -1,13 +1,13 @@
 """The server behind the SockJS browser tests.
 
 Run as a script: ``python tests/browser/harness_server.py --host 127.0.0.1 --port P``
-serves the conformance test server's endpoints (``sockjs_server.testserver``)
+serves the conformance test server's endpoints (``sockjs_server.cli.testserver``)
 with their iframe page pointed at the sockjs-client served here, plus the test
 pages. With ``--pages-only`` it serves only the pages and sockjs-client, which
 makes a second origin for the cross-origin runs. ``--asgi-server uvicorn`` (or
 ``--asgi``) and ``--asgi-server builtin`` serve the same endpoints and pages as
 one Starlette app on uvicorn or on the package's own server
-(``sockjs_server.asgi_builtin``) instead of aiohttp.
+(``sockjs_server.servers.builtin.server``) instead of aiohttp.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def make_app(host: str, port: int, pages_only: bool) -> web.Application:
     if pages_only:
         app = web.Application()
     else:
-        from sockjs_server.testserver import make_app as make_testserver
+        from sockjs_server.cli.testserver import make_app as make_testserver
 
         app = make_testserver(sockjs_url=f"http://{host}:{port}/vendor/sockjs.min.js")
     add_pages(app)
@@ -59,7 +59,7 @@ def serve_asgi(host: str, port: int, server: str) -> None:
     from starlette.responses import FileResponse, PlainTextResponse, Response
     from starlette.routing import BaseRoute, Mount, Route
 
-    from sockjs_server.testserver import make_asgi_app
+    from sockjs_server.cli.testserver import make_asgi_app
 
     sockjs = make_asgi_app(sockjs_url=f"http://{host}:{port}/vendor/sockjs.min.js")
 
@@ -88,7 +88,7 @@ def serve_asgi(host: str, port: int, server: str) -> None:
     app = Starlette(routes=routes, lifespan=lifespan)
     print(f"======== Running on http://{host}:{port} ({server}) ========", flush=True)
     if server == "builtin":
-        from sockjs_server.asgi_builtin import run
+        from sockjs_server.servers.builtin.server import run
 
         run(app, sockjs.apps, host=host, port=port)  # until SIGTERM or SIGINT; sessions get close frames first
     else:

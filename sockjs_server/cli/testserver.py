@@ -1,7 +1,7 @@
 """The conformance test server: the endpoints the sockjs-protocol suite expects.
 
 Run ``sockjs-server testserver --port 8081`` (``--server uvicorn`` for the ASGI
-layer), or ``python -m sockjs_server.testserver --port 8081`` (aiohttp).
+layer), or ``python -m sockjs_server.cli.testserver --port 8081`` (aiohttp).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from . import Endpoint, Handler, Options, Session, add_endpoint
-from .asgi import SockJSApp, SockJSRouter
+from .. import Endpoint, Handler, Options, Session, add_endpoint
+from ..asgi.app import SockJSApp, SockJSRouter
 from .serving import CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
 __all__ = ["EndpointSpec", "endpoint_labels", "endpoints", "make_app", "make_asgi_app", "main", "run"]
@@ -103,7 +103,7 @@ def make_asgi_app(*, sockjs_url: str | None = None, response_limit: int = 4096) 
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or CommandParser(prog="python -m sockjs_server.testserver", description=__doc__)
+    parser = parser or CommandParser(prog="python -m sockjs_server.cli.testserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=8081, help="port (default 8081)")
     parser.add_argument("--sockjs-url", default=None, help="sockjs-client URL for the iframe page")
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, serve_endpoints: ServeEndpoints = _serve_on_ai
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_command(run, build_parser().parse_args(argv), "python -m sockjs_server.testserver")
+    run_command(run, build_parser().parse_args(argv), "python -m sockjs_server.cli.testserver")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """HTTP transports on aiohttp: the receiving requests (polling and streaming) and the sending ones.
 
-Each receiving request attaches a :class:`~sockjs_server.session.Receiver`
-to its session and runs the shared loops of :mod:`~sockjs_server.pump`;
+Each receiving request attaches a :class:`~sockjs_server.runtime.session.Receiver`
+to its session and runs the shared loops of :mod:`~sockjs_server.runtime.pump`;
 this module only adapts them to aiohttp's requests and responses.
 """
 
@@ -15,13 +15,13 @@ from functools import partial
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from .dispatch import receive_headers, receive_refusal
-from .endpoint import Endpoint
-from .envelopes import Envelope, TransportKind
-from .http import Answer
-from .pump import NO_SESSION, one_frame, send_answer, stream_frames
-from .session import Receiver, Session
-from .state import ANOTHER_CONNECTION_FRAME, Attach
+from ..core.dispatch import receive_headers, receive_refusal
+from ..core.envelopes import Envelope, TransportKind
+from ..core.http import Answer
+from ..core.state import ANOTHER_CONNECTION_FRAME, Attach
+from ..runtime.endpoint import Endpoint
+from ..runtime.pump import NO_SESSION, one_frame, send_answer, stream_frames
+from ..runtime.session import Receiver, Session
 
 __all__ = ["abort_connection", "buffer_room", "receive", "response", "send"]
 

@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 from urllib.parse import parse_qs
 
+from ..core.envelopes import Envelope
+from ..core.framing import EMPTY_PAYLOAD, PayloadError, decode_payload
+from ..core.http import NO_CACHE, TEXT_PLAIN, Answer, RequestHead, cors_headers, error_answer, session_cookie
+from ..core.state import CloseCode
 from .endpoint import Endpoint
-from .envelopes import Envelope
-from .framing import EMPTY_PAYLOAD, PayloadError, decode_payload
-from .http import NO_CACHE, TEXT_PLAIN, Answer, RequestHead, cors_headers, error_answer, session_cookie
 from .session import Receiver, Session
-from .state import CloseCode
 
 __all__ = [
     "WebsocketConnection",

@@ -2,9 +2,9 @@
 
 Subcommands register themselves in :data:`COMMANDS`: a name, a help line,
 a function that adds its arguments and one that runs it. Every server
-subcommand shares :func:`~sockjs_server.serving.add_run_arguments` (logging,
+subcommand shares :func:`~sockjs_server.cli.serving.add_run_arguments` (logging,
 access log, metrics, uvloop); a user's mistake ends with one line on stderr
-and exit status 2 (:class:`~sockjs_server.serving.CommandError`).
+and exit status 2 (:class:`~sockjs_server.cli.serving.CommandError`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from ..core.options import Options
+from ..runtime.session import Handler
 from . import testserver
-from .options import Options
-from .session import Handler
 from .serving import CommandError, CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
 
 __all__ = [
@@ -108,7 +108,7 @@ def version() -> str:
     try:
         return importlib.metadata.version("sockjs-server")
     except importlib.metadata.PackageNotFoundError:
-        from . import __version__
+        from .. import __version__
 
         return __version__
 
@@ -138,12 +138,12 @@ def serve_on_granian(endpoints: list[tuple[str, Handler, Options]], args: argpar
 def serve_on_asgi_server(
     server: str, endpoints: list[tuple[str, Handler, Options]], args: argparse.Namespace, labels: dict[str, str]
 ) -> None:
-    """The endpoints as ASGI apps on ``server``: ``builtin`` (sockjs_server.asgi_builtin), or ``uvicorn`` or
+    """The endpoints as ASGI apps on ``server``: ``builtin`` (sockjs_server.servers.builtin.server), or ``uvicorn`` or
     ``granian`` (the optional extra of that name)."""
     try:
-        from .asgi import SockJSApp
+        from ..asgi.app import SockJSApp
 
-        serve_asgi = importlib.import_module(f"sockjs_server.asgi_{server}").serve
+        serve_asgi = importlib.import_module(f"sockjs_server.servers.{server}").serve
     except ImportError:
         raise CommandError(f"--server {server} needs {server}: pip install 'sockjs-server[{server}]'") from None
     routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in endpoints}
@@ -154,7 +154,7 @@ def serve_on_asgi_server(
     if not metrics_path.startswith("/"):
         raise CommandError(f"--metrics-path must be a URL path starting with '/', e.g. /metrics, not {metrics_path!r}")
     try:
-        from .metrics import MetricsApp
+        from ..metrics import MetricsApp
 
         metrics = MetricsApp(routes.values(), path=metrics_path)
     except ImportError:
@@ -170,7 +170,7 @@ def serve_endpoints(endpoints: list[tuple[str, Handler, Options]], args: argpars
         return
     if server != "aiohttp":
         raise CommandError(f"--server {server} cannot serve this command yet")
-    from . import add_endpoint
+    from .. import add_endpoint
 
     app = web.Application()
     for prefix, handler, options in endpoints:
@@ -185,7 +185,7 @@ def _echo_configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _echo_run(args: argparse.Namespace) -> None:
-    from . import add_endpoint
+    from .. import add_endpoint
     from .testserver import echo
 
     setup_logging(args)

@@ -1,6 +1,6 @@
 """The application's view of a SockJS session, and the hooks transports drive it with.
 
-:class:`Session` wraps the sans-I/O :class:`~sockjs_server.state.SessionState`
+:class:`Session` wraps the sans-I/O :class:`~sockjs_server.core.state.SessionState`
 with asyncio: the handler task, the inbox of client messages, the wake-up of
 the attached receiving connection and one lazily re-armed timer. Transports
 never touch its fields; they call the ``attach``/``next_frame``/``wait_frame``/
@@ -13,18 +13,17 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
-from typing import Any, Protocol
-
 from http.cookies import CookieError, SimpleCookie
 from types import MappingProxyType
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from multidict import CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
+from ..core.framing import encode_message
+from ..core.options import Options
+from ..core.state import CLOSE_REASONS, PUSH_OVERFLOW, Attach, CloseCode, SessionState, State
 from .eager import start_eagerly
-from .framing import encode_message
-from .options import Options
-from .state import CLOSE_REASONS, PUSH_OVERFLOW, Attach, CloseCode, SessionState, State
 from .stats import EndpointCounters
 
 __all__ = ["FlushQueue", "Handler", "Receiver", "Session", "SessionClosed", "SessionOwner", "push_to_all"]
@@ -42,7 +41,7 @@ _NO_MESSAGES: deque[str | bytes] = deque(maxlen=0)
 
 
 class SessionOwner(Protocol):
-    """What a session needs from whoever created it (an :class:`~sockjs_server.endpoint.Endpoint`).
+    """What a session needs from whoever created it (an :class:`~sockjs_server.runtime.endpoint.Endpoint`).
 
     The session reports its life through these calls instead of reaching
     into its owner, so that this module knows nothing of endpoints.
@@ -384,7 +383,7 @@ class Session:
     @property
     def binary(self) -> bool:
         """Whether this session carries bytes too: a raw websocket session whose handler's
-        :class:`~sockjs_server.options.WebsocketProfile` has ``binary=True``. Only then may
+        :class:`~sockjs_server.core.options.WebsocketProfile` has ``binary=True``. Only then may
         :meth:`receive_data` return ``bytes`` and :meth:`send_bytes` be used."""
         return self._binary
 
@@ -619,7 +618,7 @@ class Session:
     # -- transport hooks -----------------------------------------------------
 
     def push_encoded(self, encoded: str | bytes) -> None:
-        """Queue a message already encoded with :func:`~sockjs_server.framing.encode_message`
+        """Queue a message already encoded with :func:`~sockjs_server.core.framing.encode_message`
         (raw websocket sessions take the plain text, or bytes for a binary message).
         Broadcasts encode once and use :func:`push_to_all`."""
         size = len(encoded)

@@ -1,7 +1,7 @@
 """SockJS endpoints as ASGI 3 applications: mount them in Starlette, FastAPI or any ASGI server.
 
 The same session runtime, options, answers and transport loops as the aiohttp
-layer (:mod:`~sockjs_server.dispatch`, :mod:`~sockjs_server.pump`); this
+layer (:mod:`~sockjs_server.core.dispatch`, :mod:`~sockjs_server.runtime.pump`); this
 module only reads ASGI events and writes ASGI messages::
 
     from starlette.applications import Starlette
@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from .dispatch import (
+from ..core.dispatch import (
     Page,
     SendKind,
     fixed_page,
@@ -40,12 +40,23 @@ from .dispatch import (
     session_action,
     websocket_refusal,
 )
-from .eager import start_eagerly
-from .endpoint import Endpoint, checked_handler
-from .envelopes import ENVELOPES, Envelope, TransportKind
-from .http import NO_CACHE, NOT_FOUND, ON_DISCONNECT, TEXT_PLAIN, WEBSOCKET_PUSH, WEBSOCKET_WRITE, WRITE_ROOM, Answer
-from .options import Options, WebsocketProfile
-from .pump import (
+from ..core.envelopes import ENVELOPES, Envelope, TransportKind
+from ..core.http import (
+    NO_CACHE,
+    NOT_FOUND,
+    ON_DISCONNECT,
+    TEXT_PLAIN,
+    WEBSOCKET_PUSH,
+    WEBSOCKET_WRITE,
+    WRITE_ROOM,
+    Answer,
+)
+from ..core.options import Options, WebsocketProfile
+from ..core.state import ANOTHER_CONNECTION_FRAME, Attach, CloseCode
+from ..core.static import IframePage
+from ..runtime.eager import start_eagerly
+from ..runtime.endpoint import Endpoint, checked_handler
+from ..runtime.pump import (
     MESSAGE_TOO_BIG,
     NO_SESSION,
     Close,
@@ -62,9 +73,7 @@ from .pump import (
     take_text,
     too_big,
 )
-from .session import Handler, Receiver, Session
-from .state import ANOTHER_CONNECTION_FRAME, Attach, CloseCode
-from .static import IframePage
+from ..runtime.session import Handler, Receiver, Session
 
 __all__ = ["SockJSApp", "SockJSRouter"]
 
@@ -126,7 +135,7 @@ class _Headers(Mapping[str, str]):
 
 
 class AsgiRequest:
-    """An ASGI scope seen as a :class:`~sockjs_server.http.RequestHead` (parsed on first use)."""
+    """An ASGI scope seen as a :class:`~sockjs_server.core.http.RequestHead` (parsed on first use)."""
 
     __slots__ = ("scope", "_headers", "_cookies", "_query")
 
@@ -395,7 +404,7 @@ class _Abort:
 
 
 def _start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-    """:func:`~sockjs_server.eager.start_eagerly`, its failure logged."""
+    """:func:`~sockjs_server.runtime.eager.start_eagerly`, its failure logged."""
     task = start_eagerly(coro)
     if task is not None:
         task.add_done_callback(_log_failure)
@@ -439,7 +448,7 @@ class _EagerFlush:
 
 
 class _Websocket:
-    """An accepted ASGI websocket as a :class:`~sockjs_server.pump.WebsocketConnection`."""
+    """An accepted ASGI websocket as a :class:`~sockjs_server.runtime.pump.WebsocketConnection`."""
 
     __slots__ = ("_send", "_write", "closed", "close_code", "close_sent")
 
@@ -786,7 +795,7 @@ async def _serve_websocket(
     push: Callable[[Callable[[str | bytes], Awaitable[None] | None], Callable[[int], None]], None] | None = None,
 ) -> None:
     """Read client messages into the session until the websocket closes; the session ends with it.
-    Where the server offers ``push`` (:data:`~sockjs_server.http.WEBSOCKET_PUSH`), it hands each message
+    Where the server offers ``push`` (:data:`~sockjs_server.core.http.WEBSOCKET_PUSH`), it hands each message
     over from its read callback (:func:`_pushed`) instead of this task pulling it with ``receive()``."""
     abort = _Abort()
     eager = _EagerFlush(flush, ws.send_str)

@@ -1,4 +1,4 @@
-"""A SockJS endpoint: its sessions, its routes, and its place in an aiohttp app."""
+"""A SockJS endpoint: its options, handler and sessions, whatever web layer serves it."""
 
 from __future__ import annotations
 
@@ -6,24 +6,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection, Iterator
 
-from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from .framing import encode_message
-from .options import Options, WebsocketProfile
+from ..core.framing import encode_message
+from ..core.options import Options, WebsocketProfile
+from ..core.state import CLOSE_REASONS, CloseCode
 from .session import FlushQueue, Handler, Session, push_to_all
-from .state import CLOSE_REASONS, CloseCode
 from .stats import EndpointCounters
 
-__all__ = ["Endpoint", "ENDPOINTS", "checked_handler", "session_log"]
+__all__ = ["Endpoint", "checked_handler", "session_log"]
 
 logger = logging.getLogger(__name__)
 
 session_log = logging.getLogger("sockjs_server.sessions")
 """One INFO line per session opened and closed; set its level to WARNING to switch them off."""
-
-ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("sockjs_server.endpoints", list)
-"""Every endpoint mounted on an application, in mounting order."""
 
 LIVENESS_INTERVAL = 1.0
 """How often attached HTTP receivers are checked for clients that went away silently."""
@@ -44,9 +40,9 @@ def checked_handler(handler: Handler, websocket_profile: WebsocketProfile | None
 class Endpoint:
     """The sessions and settings of one SockJS URL prefix.
 
-    Created by :func:`~sockjs_server.routes.add_endpoint`; server code uses it
+    Created by :func:`~sockjs_server.aiohttp.routes.add_endpoint`; server code uses it
     to iterate sessions, broadcast and close everything. It is the
-    :class:`~sockjs_server.session.SessionOwner` of its sessions.
+    :class:`~sockjs_server.runtime.session.SessionOwner` of its sessions.
     """
 
     def __init__(
@@ -214,8 +210,8 @@ class Endpoint:
                 if not session.receiver_alive():
                     session.poke()
 
-    async def run(self, app: web.Application) -> AsyncIterator[None]:
-        """``cleanup_ctx`` entry: background checks live as long as the app."""
+    async def run(self, app: object = None) -> AsyncIterator[None]:
+        """Background checks for as long as the server runs (an aiohttp ``cleanup_ctx`` entry)."""
         self.start()
         try:
             yield
@@ -234,7 +230,7 @@ class Endpoint:
         for session in list(self._live):
             session.transport_closed(CloseCode.GOING_AWAY)
 
-    async def shutdown(self, app: web.Application | None = None) -> None:
+    async def shutdown(self, app: object = None) -> None:
         """``on_shutdown``: every session gets a close frame and streaming responses end
         before the server cancels request handlers."""
         self._shutting_down = True

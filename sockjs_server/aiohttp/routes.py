@@ -2,7 +2,7 @@
 
 Every path is registered once with a method dispatcher, so wrong methods get
 the protocol's bare 405 (an ``Allow`` header, no body) instead of aiohttp's.
-This module knows the :class:`~sockjs_server.endpoint.Endpoint` and the
+This module knows the :class:`~sockjs_server.runtime.endpoint.Endpoint` and the
 transports; neither of them imports it back.
 """
 
@@ -12,15 +12,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import static, transports, websocket
-from .dispatch import IFRAME_PATH, SESSION_PATH, Page, SendKind, fixed_page, raw_websocket_refusal, session_action
-from .endpoint import ENDPOINTS, Endpoint, checked_handler
-from .envelopes import Envelope
-from .options import Options, WebsocketProfile
-from .session import Handler
-from .stats import EndpointCounters
+from ..core import static
+from ..core.dispatch import IFRAME_PATH, SESSION_PATH, Page, SendKind, fixed_page, raw_websocket_refusal, session_action
+from ..core.envelopes import Envelope
+from ..core.options import Options, WebsocketProfile
+from ..runtime.endpoint import Endpoint, checked_handler
+from ..runtime.session import Handler
+from ..runtime.stats import EndpointCounters
+from . import transports, websocket
 
-__all__ = ["add_endpoint", "register_routes"]
+__all__ = ["ENDPOINTS", "add_endpoint", "register_routes"]
+
+ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("sockjs_server.endpoints", list)
+"""Every endpoint mounted on an application, in mounting order."""
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

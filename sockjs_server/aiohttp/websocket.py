@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp.http_exceptions import InvalidHeader
 
-from .dispatch import websocket_refusal
-from .endpoint import Endpoint
-from .http import error_answer
-from .pump import (
+from ..core.dispatch import websocket_refusal
+from ..core.http import error_answer
+from ..core.state import CloseCode
+from ..runtime.endpoint import Endpoint
+from ..runtime.pump import (
     MESSAGE_TOO_BIG,
     Close,
     decode_framed,
@@ -31,8 +32,7 @@ from .pump import (
     on_text,
     too_big,
 )
-from .session import Receiver, Session
-from .state import CloseCode
+from ..runtime.session import Receiver, Session
 from .transports import abort_connection, response
 
 __all__ = ["quiet_hixie76_refusals", "raw_websocket", "websocket"]
@@ -114,7 +114,7 @@ class _Flush:
     keeps the buffer below the mark is written here at once, as nearly every frame
     is. What might wait (a frame that would fill the buffer, a client that stopped
     reading, deflate, the close) is handed back undone: it runs until it has to wait,
-    then in a task of its own (:class:`~sockjs_server.session.FlushQueue`), so a
+    then in a task of its own (:class:`~sockjs_server.runtime.session.FlushQueue`), so a
     stalled client holds up no other session, and the common case costs no task and
     no coroutine beyond the writes.
     """
@@ -293,7 +293,7 @@ async def raw_websocket(request: web.Request, endpoint: Endpoint) -> web.StreamR
     """Plain websocket, no SockJS framing: one websocket message is one message.
 
     No ``h`` frames here, so websocket pings every ``heartbeat_delay`` find dead peers.
-    The handler's :class:`~sockjs_server.options.WebsocketProfile` selects the
+    The handler's :class:`~sockjs_server.core.options.WebsocketProfile` selects the
     subprotocol and whether binary messages are carried (else they close with 1003).
     """
     offered = [name for header in request.headers.getall("Sec-WebSocket-Protocol", ()) for name in header.split(",")]
