@@ -54,6 +54,7 @@ from .connection import (
     Subscription,
     UnsubscribeRequest,
 )
+from .destinations import check_destination
 from .errors import AccessDenied, ProtocolError, StompError, frame_error
 from .frames import AckMode, Command, Version
 from .handlers import AppHandlers, AppMessage, Handler, Reply, encode_body
