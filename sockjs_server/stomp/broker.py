@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from .auth import Principal
-from .codec import serialize_headers
+from .codec import message_tail
 from .errors import StompError
 from .frames import AckMode, Version
 
@@ -56,10 +56,8 @@ class Message:
         return len(self.body) + len(self.destination) + sum(len(k) + len(v) + 2 for k, v in self.headers) + 64
 
     def tail(self, version: Version | None, *, text: bool = False, destination: str | None = None) -> bytes:
-        """Serialized shared part, from the destination header to the NUL.
+        """Serialized shared part of its MESSAGE frames (:func:`~.codec.message_tail`), cached per version.
 
-        ``text`` makes the body valid UTF-8 (invalid bytes replaced) for
-        transports that can only carry text, keeping content-length right.
         ``destination`` overrides the destination header (not cached).
         """
         key = (version, text)
@@ -67,21 +65,9 @@ class Message:
             cached = self._tails.get(key)
             if cached is not None:
                 return cached
-        body = self.body
-        if text:
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError:
-                body = body.decode("utf-8", "replace").encode("utf-8")
-        pairs = [("destination", destination if destination is not None else self.destination)]
-        pairs += self.headers
-        if body:
-            # RabbitMQ sends no content-length for an empty body.
-            pairs.append(("content-length", str(len(body))))
-        data = serialize_headers(pairs, version) + b"\n" + body + b"\x00"
-        if destination is None:
-            self._tails[key] = data
-        return data
+            data = self._tails[key] = message_tail(self.destination, self.headers, self.body, version, text=text)
+            return data
+        return message_tail(destination, self.headers, self.body, version, text=text)
 
 
 class BrokerClient(Protocol):

@@ -18,6 +18,9 @@ from .frames import Command, Frame, Version
 __all__ = [
     "FrameParser",
     "serialize",
+    "message_head",
+    "message_tail",
+    "subscription_line",
     "encode_header",
     "decode_header",
     "DEFAULT_MAX_FRAME_SIZE",
@@ -110,6 +113,58 @@ def serialize_headers(pairs: Iterable[tuple[str, str]], version: Version | None)
     for name, value in pairs:
         out += (encode_header(name, version, name=True), ":", encode_header(value, version), "\n")
     return "".join(out).encode("utf-8")
+
+
+# MESSAGE frames: built in two parts, so that a fan-out serializes the shared part once.
+#
+#   MESSAGE                 \
+#   subscription:<id>        |  message_head: per delivery (the subscription line is
+#   message-id:<id>          |  rendered once per subscription by subscription_line)
+#   ack:<id>                 |  (STOMP 1.2, client acknowledgement modes)
+#   redelivered:<bool>      /
+#   destination:<dest>      \
+#   <message headers>        |  message_tail: per message (and version), shared by
+#   content-length:<n>       |  every subscriber; no content-length for an empty
+#                            |  body, as RabbitMQ
+#   <body>NUL               /
+
+_NEEDS_ESCAPE = re.compile(r"[\\:\r\n]").search
+
+
+def subscription_line(subscription: str, version: Version | None) -> bytes:
+    """The ``subscription`` header line of MESSAGE frames (rendered once per subscription)."""
+    return b"subscription:%b\n" % encode_header(subscription, version).encode("utf-8")
+
+
+def message_head(subscription: bytes, message_id: str, version: Version | None, *, ack: bool, redelivered: bool) -> bytes:
+    """The start of one delivery's MESSAGE frame, up to :func:`message_tail`.
+
+    ``subscription`` is the line from :func:`subscription_line`; ``ack`` adds
+    the ack header (the message id), which 1.2 requires on deliveries that
+    need an explicit acknowledgement.
+    """
+    mid = message_id.encode("utf-8") if not _NEEDS_ESCAPE(message_id) else encode_header(message_id, version).encode("utf-8")
+    flag = b"true" if redelivered else b"false"
+    if ack:
+        return b"MESSAGE\n%bmessage-id:%b\nack:%b\nredelivered:%b\n" % (subscription, mid, mid, flag)
+    return b"MESSAGE\n%bmessage-id:%b\nredelivered:%b\n" % (subscription, mid, flag)
+
+
+def message_tail(destination: str, headers: Iterable[tuple[str, str]], body: bytes, version: Version | None, *, text: bool = False) -> bytes:
+    """The part of a MESSAGE frame every subscriber shares, from the destination header to the NUL.
+
+    ``text`` makes the body valid UTF-8 (invalid bytes replaced) for
+    transports that can only carry text, keeping content-length right.
+    """
+    if text:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = body.decode("utf-8", "replace").encode("utf-8")
+    pairs = [("destination", destination), *headers]
+    if body:
+        pairs.append(("content-length", str(len(body))))
+    return serialize_headers(pairs, version) + b"\n" + body + b"\x00"
 
 
 class FrameParser:

@@ -8,8 +8,11 @@ one set of /app handlers and one registry of users.
 Per connection, frames are processed one at a time, in order: each request
 from the sans-I/O :class:`~.connection.StompConnection` is awaited (broker
 operations may wait for an upstream broker) before its RECEIPT is sent and
-the next frame is read. Deliveries from the broker are rendered and queued
-synchronously and flushed once per event-loop turn. A publisher's burst is
+the next frame is read. Deliveries from the broker are rendered (by the
+codec: :func:`~.codec.message_head` and the message's shared tail) and
+queued synchronously; a SockJS session takes each frame at once and writes
+what a loop turn queued as one SockJS frame, a TCP stream gets one write per
+event-loop turn. A publisher's burst is
 paced by its SockJS subscribers: once a delivery leaves one above its
 high-water mark, the publisher's next frame waits until that subscriber's
 client took its queue, so a subscriber that reads is never dropped for a
@@ -23,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
@@ -36,7 +38,7 @@ from sockjs_server.runtime.stats import StompCounters
 
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
-from .codec import encode_header
+from .codec import message_head, subscription_line
 from .connection import (
     SERVER_SET_HEADERS,
     AbortRequest,
@@ -72,7 +74,6 @@ T = TypeVar("T")
 #: ``on_connect`` / ``on_disconnect`` hooks; may be async.
 ConnectionHook = Callable[[ConnectionInfo], Union[None, Awaitable[None]]]
 
-_NEEDS_ESCAPE = re.compile(r"[\\:\r\n]").search
 #: Prefix of ack ids of messages answered by @subscribe handlers (nothing to acknowledge).
 _APP_ACK_PREFIX = "app@@"
 #: Seconds a closing TCP connection may take to flush before it is aborted.
@@ -106,6 +107,10 @@ class _Link(Protocol):
     capacity: int | None
     #: Pending bytes above which a publisher waits for this client (:meth:`drain`); None: never.
     high_water: int | None
+    #: Whether the transport gathers what one loop turn writes into one write of its own (a
+    #: SockJS session: its flush writes every message queued meanwhile as one frame). Frames go
+    #: to such a link as they are made; to any other the peer writes once per loop turn.
+    batches: bool
 
     def write(self, data: bytes) -> None: ...
 
@@ -121,13 +126,16 @@ class _Link(Protocol):
 
 
 class _SessionLink:
-    """A SockJS session: each flush is one SockJS message.
+    """A SockJS session: each write (the frames a peer made since its last one) is one
+    SockJS message; the session writes what a loop turn queued as one SockJS frame.
 
-    On the raw websocket (a binary session) a flush that is valid UTF-8 goes
+    On the raw websocket (a binary session) a write that is valid UTF-8 goes
     out as a text message, anything else (a binary body) as a binary message:
     text clients see what RabbitMQ Web-STOMP sends by default, and binary
     bodies arrive intact as with its ``ws_frame = binary``.
     """
+
+    batches = True
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -172,6 +180,7 @@ class _StreamLink:
     text = False
     capacity: int | None = None
     high_water: int | None = None  # TCP clients keep the max_pending_bytes rule alone
+    batches = False  # each write is a send() on the socket
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -258,32 +267,20 @@ class _Peer:
                 return  # unsubscribed meanwhile
             # A reply to this client's reply-to:/temp-queue/x: RabbitMQ delivers it
             # under subscription "/temp-queue/x" without any SUBSCRIBE.
-            line = b"subscription:%b\n" % encode_header(subscription, conn.version).encode("utf-8")
-            sub = Subscription(subscription, subscription, subscription, AckMode.AUTO, line)
+            sub = Subscription(subscription, subscription, subscription, AckMode.AUTO, subscription_line(subscription, conn.version))
         version = conn.version
-        tail = message.tail(version, text=self.link.text, destination=self.display.get(subscription))
-        mid = message_id.encode("utf-8") if not _NEEDS_ESCAPE(message_id) else encode_header(message_id, version).encode("utf-8")
-        if sub.ack is not AckMode.AUTO and version is Version.V1_2:
-            # "If the message is received from a subscription that requires
-            # explicit acknowledgment ... the MESSAGE frame MUST also contain an ack header"
-            head = b"MESSAGE\n%bmessage-id:%b\nack:%b\nredelivered:%b\n" % (
-                sub.header_line,
-                mid,
-                mid,
-                b"true" if redelivered else b"false",
-            )
-        else:
-            head = b"MESSAGE\n%bmessage-id:%b\nredelivered:%b\n" % (
-                sub.header_line,
-                mid,
-                b"true" if redelivered else b"false",
-            )
+        # "If the message is received from a subscription that requires explicit
+        # acknowledgment ... the MESSAGE frame MUST also contain an ack header" (1.2).
+        ack = sub.ack is not AckMode.AUTO and version is Version.V1_2
+        frame = message_head(sub.header_line, message_id, version, ack=ack, redelivered=redelivered) + message.tail(
+            version, text=self.link.text, destination=self.display.get(subscription)
+        )
         self.counters.messages_out += 1
         held = self._held.get(subscription) if self._held else None
         if held is not None:
-            held.append(head + tail)
+            held.append(frame)
             return
-        self._queue(head + tail)
+        self._queue(frame)
 
     def broker_lost(self, error: StompError) -> None:
         self.fail(error)
@@ -309,7 +306,12 @@ class _Peer:
             self.server._congested[self] = None
 
     def _flush_soon(self) -> None:
-        if not self._dirty:
+        """Hand what is queued to the link: at once to a link that batches a loop turn's writes
+        itself (one batcher between STOMP and a SockJS session), else with every other
+        peer's output once per loop turn (one callback for a whole fan-out)."""
+        if self.link.batches:
+            self.flush()
+        elif not self._dirty:
             self._dirty = True
             self.server._flush_later(self)
 
@@ -544,7 +546,7 @@ class _Peer:
         self._check_destination(Command.SUBSCRIBE, destination)
         await self._authorize(Command.SUBSCRIBE, destination)
         if sub.client_id is not None:
-            sub.header_line = b"subscription:%b\n" % encode_header(sub.client_id, version).encode("utf-8")
+            sub.header_line = subscription_line(sub.client_id, version)
         path = server._app_path(destination)
         if path is not None:
             self.app_subs.add(sub.key)
@@ -766,8 +768,8 @@ class StompServer:
         #: Subscribers a delivery left above their high-water mark (see :meth:`_relieve`).
         self._congested: dict[_Peer, None] = {}
         self._users: dict[str, dict[_Peer, None]] = {}
-        # Peers with queued output, flushed together once per event-loop turn
-        # (one callback for a whole fan-out, not one per subscriber).
+        # Peers on links that do not batch (TCP) with queued output, flushed together
+        # once per event-loop turn (one callback for a whole fan-out, not one per subscriber).
         self._dirty: list[_Peer] = []
         self._flush_handle: asyncio.Handle | None = None
         #: Totals since creation (see :meth:`stats`).
