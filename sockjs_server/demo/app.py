@@ -18,7 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from sockjs_server import Options, add_endpoint
-from sockjs_server.stomp import AccessDenied, AppMessage, Broker, ConnectInfo, ConnectionInfo, MemoryBroker, StompServer
+from sockjs_server.stomp import AccessDenied, AppMessage, Broker, ConnectInfo, MemoryBroker, Principal, StompServer
+from sockjs_server.stomp.registry import PresenceEvent
 
 from .rooms import ChatError, Joined, Rooms, check_nick, check_room
 
@@ -87,6 +88,14 @@ class ChatDemo:
     browser (the ``client-key`` CONNECT header) while it has a connection open,
     and during the rejoin grace period after its last one drops.
 
+    Membership follows the server's cluster-wide registry (``on_presence``):
+    a session is in a room while it is subscribed to ``/app/room.<room>``
+    (until it unsubscribes, sends ``/app/leave`` or goes), on whichever node
+    it is, so every node's :class:`Rooms` holds the same members. A change
+    is announced once, by the node where it happened; a dead node's users
+    and the end of a grace period are announced by the leader (the live node
+    with the smallest id).
+
     A lost connection makes its user *away* in their rooms; only when the
     grace period passes without a reconnect are they announced as gone
     (:class:`Rooms` holds the state; :meth:`run` is the timer that expires it).
@@ -98,7 +107,7 @@ class ChatDemo:
         self.stomp = StompServer(
             broker if broker is not None else MemoryBroker(),
             authenticate=self._authenticate,
-            on_disconnect=self._disconnected,
+            on_presence=self._on_presence,
         )
         self._owners: dict[str, str] = {}
         self._changed = asyncio.Event()
@@ -106,24 +115,72 @@ class ChatDemo:
 
     # --- connections ----------------------------------------------------------
 
-    def _authenticate(self, info: ConnectInfo) -> str:
+    async def _authenticate(self, info: ConnectInfo) -> Principal:
         try:
             nick = check_nick(info.login or "")
         except ChatError as exc:
             raise AccessDenied("Bad nickname", str(exc)) from None
         key = info.headers.get("client-key", "")
+        sessions = await self.stomp.presence.sessions(nick)  # on every node
         owner = self._owners.get(nick)
-        if owner is not None and owner != key and (nick in self.stomp.users() or self.rooms.is_away(nick)):
+        away = owner is not None and owner != key and self.rooms.is_away(nick)
+        if away or any(s.attributes.get("client-key", "") != key for s in sessions):
             raise AccessDenied("Nickname taken", f"{nick} is already in use: pick another nickname")
-        self._owners[nick] = key
-        return nick
+        # The key travels with the session to every node (the registry carries string attributes).
+        return Principal(nick, {"client-key": key})
 
-    async def _disconnected(self, info: ConnectionInfo) -> None:
-        """Presence: the connection's user is away from its rooms, not gone (yet)."""
+    def _nickname_claims(self, user: str) -> None:
+        """Two browsers got one nickname at once on two nodes: the oldest session's browser keeps it.
+
+        Every node sees the same sessions (time of CONNECT, then node id, then
+        session id break ties), so all agree; each closes its own losers.
+        """
+        sessions = self.stomp.presence.registry.sessions(user)
+        if not sessions:
+            return
+        winner = sessions[0].attributes.get("client-key", "")
+        self._owners[user] = winner
+        for session in sessions:
+            if session.node == self.stomp.presence.node and session.attributes.get("client-key", "") != winner:
+                self.stomp.close_connection(session.session, "Nickname taken", f"{user} is already in use: pick another nickname")
+
+    async def _on_presence(self, event: PresenceEvent) -> None:
+        """The registry changed, here or on another node: the rooms follow."""
         now = self.clock()
-        for room, _user in self.rooms.drop(info.session_id, now):
-            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now))
-        self._changed.set()
+        room = self._room_of(event.destination)
+        announce = event.local or (event.reason == "node_lost" and self.stomp.presence.registry.leader)
+        if event.kind == "connected":
+            self._nickname_claims(event.user)
+        elif event.kind == "disconnected":
+            for name, _user in self.rooms.drop(event.session, now):
+                if announce:
+                    await self.stomp.publish(f"/topic/room.{name}", self.rooms.presence(name, now))
+            self._changed.set()
+        elif room is not None and event.kind == "subscribed":
+            try:
+                joined = self.rooms.join(room, event.user, event.session, now)
+            except ChatError:
+                return  # refused by the /app handler, which told the client
+            self._changed.set()
+            if not announce:
+                return
+            if joined is Joined.NEW:
+                await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, joined=event.user))
+                await self._publish_directory()
+            elif joined is Joined.RETURNED:  # back within the grace period: not news, but no longer away
+                await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now))
+        elif room is not None and event.reason == "unsubscribe":
+            user = self.rooms.leave(room, event.session, now)
+            self._changed.set()
+            if user is not None and announce:
+                await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, left=user))
+                await self._publish_directory()
+
+    def _room_of(self, destination: str | None) -> str | None:
+        prefix = f"{self.stomp.app_prefix}/room."
+        if destination is None or not destination.startswith(prefix):
+            return None
+        return destination[len(prefix) :]
 
     async def _publish_directory(self) -> None:
         await self.stomp.publish("/topic/rooms", {"rooms": self.rooms.directory()})
@@ -132,6 +189,8 @@ class ChatDemo:
         """Announce the away users whose grace has passed; forget idle empty rooms."""
         now = self.clock()
         left, _forgotten = self.rooms.expire(now)
+        if not self.stomp.presence.registry.leader:
+            return  # every node expires its copy; one announces it
         for room, user in left:
             await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, left=user))
         if left:
@@ -198,24 +257,18 @@ class ChatDemo:
         return message.user
 
     async def _join(self, message: AppMessage) -> dict[str, Any]:
+        """The snapshot of a room being joined; the join itself is the subscription (see :meth:`_on_presence`)."""
         user = self._user(message)
-        now = self.clock()
         try:
             room = check_room(message.params["room"])
-            joined = self.rooms.join(room, user, message.connection.session_id, now)
+            self.rooms.check_join(room, user)
         except ChatError as exc:
             return {"type": "error", "error": str(exc)}
-        if joined is Joined.NEW:
-            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now, joined=user))
-            await self._publish_directory()
-        elif joined is Joined.RETURNED:  # back within the grace period: not news, but no longer away
-            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, now))
-        self._changed.set()
         return {
             "type": "snapshot",
             "room": room,
-            "members": self.rooms.members(room),
-            "away": self.rooms.away(room),
+            "members": sorted({*self.rooms.members(room), user}),
+            "away": [name for name in self.rooms.away(room) if name != user],
             "history": self.rooms.history(room),
         }
 
@@ -229,19 +282,16 @@ class ChatDemo:
         await self.stomp.publish(f"/topic/room.{room}", event)
 
     async def _leave(self, message: AppMessage) -> None:
+        """Leaving on purpose ends the membership now, as an UNSUBSCRIBE of the room would."""
         room = check_room(self._body(message).get("room"))
-        user = self.rooms.leave(room, message.connection.session_id, self.clock())
-        self._changed.set()
-        if user is not None:
-            await self.stomp.publish(f"/topic/room.{room}", self.rooms.presence(room, self.clock(), left=user))
-            await self._publish_directory()
+        self.stomp.presence.unsubscribed(message.connection.session_id, f"{self.stomp.app_prefix}/room.{room}")
 
     async def _private(self, message: AppMessage) -> None:
         body = self._body(message)
         sender = self._user(message)
         recipient = body.get("to")
         event = self.rooms.private(sender, recipient, body.get("text"), self.clock())
-        if recipient not in self.stomp.users():
+        if recipient not in await self.stomp.users():  # connected to any node
             raise ChatError(f"{recipient} is not online.")
         await self.stomp.send_to_user(event["to"], "/queue/private", event)
         if event["to"] != sender:

@@ -127,13 +127,19 @@ class Rooms:
         if not room.members and not room.history:
             del self._rooms[name]
 
-    def join(self, room_name: str, user: str, connection: str, now: float) -> Joined:
-        """Add a connection of `user` to a room (creating it)."""
+    def check_join(self, room_name: str, user: str) -> None:
+        """Raise the ChatError :meth:`join` would raise, changing nothing."""
         check_room(room_name)
         existing = self._rooms.get(room_name)
         if existing is None or user not in existing.members:
             if sum(user in room.members for room in self._rooms.values()) >= self.max_rooms_per_user:
                 raise ChatError(f"You are in {self.max_rooms_per_user} rooms already: leave one first.")
+        if existing is None and len(self._rooms) >= self.max_rooms and all(room.members for room in self._rooms.values()):
+            raise ChatError(f"All {self.max_rooms} rooms are in use; join one of them.")
+
+    def join(self, room_name: str, user: str, connection: str, now: float) -> Joined:
+        """Add a connection of `user` to a room (creating it)."""
+        self.check_join(room_name, user)
         room = self._room(room_name, now)
         connections = room.members.setdefault(user, set())
         connections.add(connection)

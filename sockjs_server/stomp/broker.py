@@ -27,6 +27,7 @@ from .auth import Principal
 from .codec import message_tail
 from .errors import StompError
 from .frames import AckMode, Version
+from .registry import RegistryTransport
 
 __all__ = ["Broker", "BrokerClient", "Message"]
 
@@ -188,5 +189,16 @@ class Broker(abc.ABC):
         None (the default): the server sends to the user's sessions it holds
         itself. A broker shared by several nodes (the RabbitMQ relay) returns
         one, and :meth:`StompServer.send_to_user` publishes there once.
+        """
+        return None
+
+    # --- the cluster-wide user registry --------------------------------------
+
+    def registry_transport(self) -> RegistryTransport | None:
+        """What carries the user registry between nodes sharing this broker.
+
+        None (the default): the registry holds this node only. The RabbitMQ
+        relay returns one (a :class:`~.registry.RegistryTransport`); the
+        server binds it once, at its creation.
         """
         return None

@@ -27,6 +27,7 @@ import asyncio
 import inspect
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
@@ -61,6 +62,8 @@ from .errors import AccessDenied, ProtocolError, StompError, frame_error
 from .frames import AckMode, Command, Version
 from .handlers import AppHandlers, AppMessage, Handler, Reply, encode_body
 from .memory import MemoryBroker
+from .presence import Presence, PresenceHook
+from .registry import PresenceEvent
 
 if TYPE_CHECKING:
     from sockjs_server.runtime.session import Session
@@ -84,6 +87,11 @@ def _unknown_app_destination(what: str, destination: str) -> StompError:
     """A SEND or SUBSCRIBE no handler takes: a mistake in that frame only, so the
     connection stays open, as for any other unknown destination."""
     return frame_error("Unknown destination", f"{what} {destination[:200]}")
+
+
+def _carried(principal: Principal) -> dict[str, str]:
+    """The principal's string attributes, which the registry carries to the other nodes."""
+    return {k: v for k, v in principal.attributes.items() if isinstance(v, str)}
 
 
 async def _maybe_await(value: T | Awaitable[T]) -> T:
@@ -242,6 +250,8 @@ class _Peer:
         #: Subscription key -> user destination suffix ("/queue/x") it listens to.
         self.user_subs: dict[str, str] = {}
         self.app_subs: set[str] = set()
+        #: Presence subscriptions: key -> the destination watched ("" for every user).
+        self.presence_subs: dict[str, str] = {}
         #: Subscriptions whose SUBSCRIBE is being carried out -> deliveries held until its RECEIPT.
         self._held: dict[str, list[bytes]] = {}
         self._app_ids = 0
@@ -431,10 +441,13 @@ class _Peer:
                 self.display.pop(key, None)
                 self.user_subs.pop(key, None)
                 self.app_subs.discard(key)
+                self.server._unwatch(self, key)
                 raise
             self.conn.receipt(event.receipt, now())
             for data in self._held.pop(key, ()):
                 self._queue(data)
+            if self.principal is not None and key not in self.presence_subs:
+                self.server.presence.subscribed(self.session_id, event.subscription.destination)
             return
         elif isinstance(event, AckRequest):
             await self._ack(event)
@@ -485,6 +498,7 @@ class _Peer:
         self.registered = True
         if principal is not None:
             server._users.setdefault(principal.name, {})[self] = None
+            server.presence.connected(self.session_id, principal.name, time.time(), _carried(principal))
         if server.on_connect is not None:
             await _maybe_await(server.on_connect(self.info))
         self.hooked = True
@@ -503,6 +517,10 @@ class _Peer:
         (``/queue/x`` of ``/user/queue/x``), application destinations are the handlers' to judge."""
         server = self.server
         if server._app_path(destination) is not None:
+            return
+        if server._presence_path(destination) is not None:
+            if command is Command.SEND:
+                raise frame_error("Unknown destination", f"presence destinations are read-only: {destination[:200]}")
             return
         prefix = server.user_prefix
         if destination.startswith(prefix + "/"):
@@ -552,6 +570,10 @@ class _Peer:
             self.app_subs.add(sub.key)
             await self._app_subscribe(sub, path)
             return
+        watched = server._presence_path(destination)
+        if watched is not None:
+            await server._watch(self, sub, watched)
+            return
         suffix = server._user_subscription(destination)
         if suffix is not None:
             # Each session of a user gets its own broker destination, as
@@ -566,12 +588,18 @@ class _Peer:
         await server.broker.subscribe(self, sub.key, destination, sub.ack, headers)
 
     async def _unsubscribe(self, sub: Subscription, headers: Mapping[str, str]) -> None:
+        server = self.server
+        if sub.key in self.presence_subs:
+            server._unwatch(self, sub.key)
+            return
         if sub.key in self.app_subs:
             self.app_subs.discard(sub.key)
-            return
-        self.user_subs.pop(sub.key, None)
-        self.display.pop(sub.key, None)
-        await self.server.broker.unsubscribe(self, sub.key, headers)
+        else:
+            self.user_subs.pop(sub.key, None)
+            self.display.pop(sub.key, None)
+            await server.broker.unsubscribe(self, sub.key, headers)
+        if self.principal is not None:
+            server.presence.unsubscribed(self.session_id, sub.destination)
 
     async def _ack(self, req: AckRequest) -> None:
         if req.ack_id.startswith(_APP_ACK_PREFIX):
@@ -670,12 +698,15 @@ class _Peer:
         self.link.close()
         server._peers.pop(self, None)
         server._congested.pop(self, None)
+        for key in list(self.presence_subs):
+            server._unwatch(self, key)
         if self.principal is not None:
             peers = server._users.get(self.principal.name)
             if peers is not None:
                 peers.pop(self, None)
                 if not peers:
                     del server._users[self.principal.name]
+            server.presence.disconnected(self.session_id)
         if self.registered:
             self.registered = False
             try:
@@ -751,8 +782,13 @@ class StompServer:
         handlers: AppHandlers | None = None,
         on_connect: ConnectionHook | None = None,
         on_disconnect: ConnectionHook | None = None,
+        presence_prefix: str | None = "/presence",
+        on_presence: PresenceHook | None = None,
     ) -> None:
-        for name, prefix in (("app_prefix", app_prefix), ("user_prefix", user_prefix)):
+        prefixes = [("app_prefix", app_prefix), ("user_prefix", user_prefix)]
+        if presence_prefix is not None:
+            prefixes.append(("presence_prefix", presence_prefix))
+        for name, prefix in prefixes:
             if not prefix.startswith("/") or prefix.endswith("/"):
                 raise ValueError(f"{name} must start with '/' and not end with it: {prefix!r}")
         self.broker: Broker = broker if broker is not None else MemoryBroker()
@@ -764,6 +800,13 @@ class StompServer:
         self.handlers = handlers if handlers is not None else AppHandlers()
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
+        self.presence_prefix = presence_prefix
+        #: The cluster-wide registry of users (this node only on a broker without a registry transport).
+        self.presence = Presence(self.broker.registry_transport(), self._presence_events)
+        self.presence.on_presence = on_presence
+        #: Watched destination ("" for every user) -> presence subscriptions (peer, key).
+        self._watchers: dict[str, dict[tuple[_Peer, str], None]] = {}
+        self._presence_ids = 0
         self._peers: dict[_Peer, None] = {}
         #: Subscribers a delivery left above their high-water mark (see :meth:`_relieve`).
         self._congested: dict[_Peer, None] = {}
@@ -861,9 +904,21 @@ class StompServer:
         """The live connections."""
         return [peer.info for peer in self._peers]
 
-    def users(self) -> list[str]:
-        """Names of the connected authenticated users."""
-        return list(self._users)
+    async def users(self) -> list[str]:
+        """Names of the authenticated users connected to any node (this one on the MemoryBroker), sorted."""
+        return await self.presence.users()
+
+    async def subscribers(self, destination: str) -> list[str]:
+        """Users with a session subscribed to ``destination`` (as clients name it), on any node, sorted."""
+        return await self.presence.subscribers(destination)
+
+    def close_connection(self, session_id: str, message: str, detail: str = "") -> bool:
+        """End one connection of this node with ``ERROR message:<message>``; False if there is none."""
+        for peer in self._peers:
+            if peer.session_id == session_id:
+                peer.fail(StompError(message, detail))
+                return True
+        return False
 
     def stats(self) -> dict[str, object]:
         """Counters and gauges of this server and its broker, as plain data (see :mod:`sockjs_server.metrics`).
@@ -957,6 +1012,60 @@ class StompServer:
         if destination.startswith(prefix) and destination[len(prefix) : len(prefix) + 1] == "/":
             return destination[len(prefix) :]
         return None
+
+    def _presence_path(self, destination: str) -> str | None:
+        """``/presence`` -> "" (every user); ``/presence/topic/x`` -> "/topic/x"; else None."""
+        prefix = self.presence_prefix
+        if prefix is None or not destination.startswith(prefix):
+            return None
+        rest = destination[len(prefix) :]
+        if rest == "" or (rest.startswith("/") and len(rest) > 1):
+            return rest
+        return None
+
+    async def _watch(self, peer: _Peer, sub: Subscription, watched: str) -> None:
+        """A presence subscription: the current users first, then their arrivals and departures."""
+        peer.presence_subs[sub.key] = watched
+        self._watchers.setdefault(watched, {})[(peer, sub.key)] = None
+        await self.presence.ready()
+        if watched:
+            body: dict[str, Any] = {"type": "snapshot", "destination": watched, "users": self.presence.registry.subscribers(watched)}
+        else:
+            body = {"type": "snapshot", "users": self.presence.registry.users()}
+        self._presence_deliver(((peer, sub.key),), watched, body)
+
+    def _unwatch(self, peer: _Peer, key: str) -> None:
+        watched = peer.presence_subs.pop(key, None)
+        if watched is None:
+            return
+        watchers = self._watchers.get(watched)
+        if watchers is not None:
+            watchers.pop((peer, key), None)
+            if not watchers:
+                del self._watchers[watched]
+
+    def _presence_events(self, events: list[PresenceEvent]) -> None:
+        """Registry events -> MESSAGEs to the presence subscriptions (user-level changes only)."""
+        for event in events:
+            if not (event.joined or event.left) or not self._watchers:
+                continue
+            watched = event.destination or ""
+            watchers = self._watchers.get(watched)
+            if not watchers:
+                continue
+            body: dict[str, Any] = {"type": "joined" if event.joined else "left", "user": event.user}
+            if event.destination is not None:
+                body["destination"] = event.destination
+            if event.reason is not None:
+                body["reason"] = event.reason
+            self._presence_deliver(list(watchers), watched, body)
+
+    def _presence_deliver(self, targets: Any, watched: str, body: dict[str, Any]) -> None:
+        data, pairs = self._encode(body, None, None)
+        message = Message(f"{self.presence_prefix}{watched}", data, pairs)
+        for peer, key in targets:
+            self._presence_ids += 1
+            peer.deliver(key, message, f"{_APP_ACK_PREFIX}p{self._presence_ids}")
 
     def _user_subscription(self, destination: str) -> str | None:
         """``/user/queue/x`` -> ``/queue/x`` (a subscription to the caller's own destination)."""

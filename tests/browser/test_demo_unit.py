@@ -248,11 +248,12 @@ async def test_join_history_presence_and_private_over_stomp(aiohttp_client: Any)
     await ann.send("SUBSCRIBE", {"id": "t", "destination": "/topic/room.lobby"})
     await ann.send("SUBSCRIBE", {"id": "private", "destination": "/user/queue/private"})
     await ann.send("SUBSCRIBE", {"id": "j", "destination": "/app/room.lobby"})
-    _, presence = await ann.receive_json()
-    assert presence["type"] == "presence" and presence["joined"] == "ann"
+    # The snapshot answers the SUBSCRIBE; the join, announced once it is done, follows.
     headers, snapshot = await ann.receive_json()
     assert headers["subscription"] == "j"
     assert snapshot == {"type": "snapshot", "room": "lobby", "members": ["ann"], "away": [], "history": []}
+    _, presence = await ann.receive_json()
+    assert presence["type"] == "presence" and presence["joined"] == "ann"
 
     await ann.send("SEND", {"destination": "/app/say", "content-type": "application/json"}, json.dumps({"room": "lobby", "text": "hi"}))
     _, said = await ann.receive_json()
@@ -304,7 +305,11 @@ async def join(client: TestClient, nick: str, room: str, key: str) -> tuple[Stom
     while True:
         headers, body = await stomp.receive_json()
         if headers["subscription"] == "j":
-            return stomp, body
+            break
+    # The join is announced once done: the room's presence event, to everyone in it.
+    headers, presence = await stomp.receive_json()
+    assert headers["subscription"] == "t" and presence["type"] == "presence", presence
+    return stomp, body
 
 
 @needs_libraries

@@ -114,7 +114,7 @@ async def test_authenticate_with_the_sockjs_request_headers(harness):
         c = StompClient(await WebSocketPipe.open(http, h.base))
         await c.connect()
         assert [info.principal.name for info in stomp.connections] == ["zoe"]
-        assert stomp.users() == ["zoe"]
+        assert await stomp.users() == ["zoe"]
         await c.disconnect()
 
 

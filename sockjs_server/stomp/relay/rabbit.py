@@ -68,6 +68,8 @@ from ..auth import Principal
 from ..broker import _NO_HEADERS, Broker, BrokerClient, Message
 from ..errors import AccessDenied, BrokerError, ProtocolError, StompError, frame_error
 from ..frames import AckMode, Command, Frame
+from ..registry import RegistryTransport
+from .presence import REGISTRY_KEY_PREFIX, RabbitRegistry
 from .upstream import Upstream
 
 __all__ = ["RabbitRelay", "RelayState", "relay_from_url", "USER_ID_HEADER"]
@@ -310,6 +312,11 @@ class RabbitRelay(Broker):
         and not confirmed yet; past it (RabbitMQ not reading, e.g. during a
         memory or disk alarm) a SEND is answered with ERROR ``Broker busy``
         instead of being buffered.
+    :param cluster: the name of the user registry the nodes share (nodes on
+        one virtual host with the same name see each other's users).
+    :param registry_heartbeat: seconds between the registry's heart-beats; a
+        node silent for three of them is taken for dead (the fallback when
+        RabbitMQ's event exchange plugin is not enabled).
     """
 
     def __init__(
@@ -334,6 +341,8 @@ class RabbitRelay(Broker):
         addresses: Sequence[tuple[str, int]] | None = None,
         max_unconfirmed: int = 256,
         max_unconfirmed_bytes: int = 8 * 1024 * 1024,
+        cluster: str = "default",
+        registry_heartbeat: float = 5.0,
     ) -> None:
         if heartbeat < 0 or heartbeat_tolerance < 1:
             raise ValueError("heartbeat must be >= 0 and heartbeat_tolerance >= 1")
@@ -374,6 +383,19 @@ class RabbitRelay(Broker):
         self.user_exchange = user_exchange
         self.max_unacked = max_unacked
         self._user_prefix = f"/exchange/{user_exchange}/{_USER_KEY_PREFIX}"
+        #: Destinations only the server uses: user destinations and the user registry.
+        self._reserved = (self._user_prefix, f"/exchange/{user_exchange}/{REGISTRY_KEY_PREFIX}", f"/amq/queue/{REGISTRY_KEY_PREFIX}")
+        if registry_heartbeat <= 0:
+            raise ValueError("registry_heartbeat must be positive")
+        self._registry = RabbitRegistry(
+            lambda name, on_message: self._upstream(name, on_message=on_message),
+            partial(backoff, reconnect_delay, max_reconnect_delay),
+            exchange=user_exchange,
+            virtual_host=virtual_host or "/",
+            cluster=cluster,
+            heartbeat=registry_heartbeat,
+            tolerance=3.0,
+        )
         #: Called with the new state on every change (e.g. to export it).
         self.on_state_change: Callable[[RelayState], None] | None = None
         self._state = RelayState.STOPPED
@@ -484,6 +506,7 @@ class RabbitRelay(Broker):
         """
         if self._state is RelayState.CLOSED:
             return
+        self._registry.start()
         if self._supervisor is None:
             self._first_attempt = asyncio.Event()
             self._set_state(RelayState.CONNECTING)
@@ -497,6 +520,7 @@ class RabbitRelay(Broker):
     async def close(self) -> None:
         """Close every broker connection; live clients are the server's to close."""
         self._set_state(RelayState.CLOSED)
+        await self._registry.close()
         if self._supervisor is not None:
             self._supervisor.cancel()
             try:
@@ -676,6 +700,7 @@ class RabbitRelay(Broker):
     async def connect(self, client: BrokerClient, principal: Principal | None) -> None:
         if self._state is RelayState.STOPPED or self._state is RelayState.CONNECTING:
             await self.start()
+        self._registry.start()  # bound after start() (a server made after its relay started)
         if not self.available:
             raise self._not_available()
         state = _Client(client, principal)
@@ -806,6 +831,10 @@ class RabbitRelay(Broker):
     # send_to_user publishes to that key once (user_destination); anonymous
     # sessions, reachable only from their own node, are served in-process.
 
+    def registry_transport(self) -> RegistryTransport:
+        """The user registry's transport (see :mod:`.presence`): bound by the server, started with the relay."""
+        return self._registry
+
     def user_destination(self, user: str, destination: str) -> str | None:
         """``/user/queue/x`` of ``user`` on every node: a binding on :attr:`user_exchange`."""
         return f"{self._user_prefix}{_enc(user)}.{_enc(destination)}"
@@ -850,8 +879,8 @@ class RabbitRelay(Broker):
             await self._settle(state)
         if not self.available:
             raise self._not_available()
-        if destination.startswith(self._user_prefix):
-            # Reached only through the server's user destinations (/user/...).
+        if destination.startswith(self._reserved):
+            # Reached only through the server's user destinations (/user/...) and registry.
             raise AccessDenied("Access refused", f"cannot subscribe to {destination[:200]}")
         suffix = self._session_destination(state, destination)
         if suffix is not None:
@@ -1025,7 +1054,7 @@ class RabbitRelay(Broker):
         state = self._client(sender)
         if not self.available:
             raise self._not_available()
-        if destination.startswith(self._user_prefix):
+        if destination.startswith(self._reserved):
             raise AccessDenied("Access refused", f"cannot send to {destination[:200]}")
         reply_to = False
         for name, value in headers:
@@ -1283,7 +1312,7 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     virtual_host = unquote(path) if path else "/"
     kwargs: dict[str, object] = {}
-    floats = {"heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay", "max_reconnect_delay"}
+    floats = {"heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay", "max_reconnect_delay", "registry_heartbeat"}
     ints = {"max_unacked", "max_unconfirmed", "max_unconfirmed_bytes"}
     for item in filter(None, parts.query.split("&")):
         name, _, value = item.partition("=")
@@ -1298,7 +1327,7 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
             kwargs[name] = int(value)
         elif name == "share_topics":
             kwargs[name] = value.lower() not in ("0", "false", "no")
-        elif name == "user_exchange":
+        elif name in ("user_exchange", "cluster"):
             kwargs[name] = unquote(value)
         else:
             raise ValueError(f"unknown relay URL option {name!r}")
