@@ -7,6 +7,7 @@ RabbitMQ is exclusive and goes with their connections.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -204,3 +205,33 @@ async def test_the_api_is_cluster_wide(make_node: MakeNode) -> None:
     await spy.send_frame("SUBSCRIBE", {"id": "x", "destination": f"/exchange/amq.direct/sockjs-registry.{cluster}"})
     assert (await spy.expect("ERROR"))["message"] == "Access refused"
     assert any(e.kind == "connected" and e.user == "bob" and not e.local for e in events)
+
+
+async def test_two_browsers_claiming_one_nickname_at_once_on_two_nodes(demo_nodes: Any, http: aiohttp.ClientSession) -> None:
+    """Both may be accepted at first; then every node sees both sessions and the older one keeps the nickname."""
+    (port1, _), (port2, _) = demo_nodes(2)
+    watcher = await Chatter.connect(http, port1, "watcher")
+    clients = [StompClient(await PIPES["websocket"].open(http, f"http://127.0.0.1:{port}/chat")) for port in (port1, port2)]
+    for client, key in zip(clients, ("key-1", "key-2")):
+        await client.send_frame("CONNECT", {"accept-version": "1.2", "login": "eve", "client-key": key})
+    answers = [await client.next() for client in clients]
+    assert all(a is not None for a in answers)
+    refused = [c for c, a in zip(clients, answers) if a is not None and a.command == "ERROR"]
+    accepted = [c for c, a in zip(clients, answers) if a is not None and a.command == "CONNECTED"]
+    if len(accepted) == 2:
+        # The race: one of the two is told afterwards.
+        first = asyncio.ensure_future(accepted[0].expect("ERROR"))
+        second = asyncio.ensure_future(accepted[1].expect("ERROR"))
+        done, pending = await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        (loser_frame,) = [task.result() for task in done]
+        assert loser_frame["message"] == "Nickname taken"
+        accepted = [c for c, t in zip(accepted, (first, second)) if t not in done]
+    else:
+        assert len(refused) == 1 and refused[0] is not accepted[0]
+    (winner,) = accepted
+    await winner.send("/app/ping", "", receipt="still-here")
+    # The watcher saw eve once, and she stays.
+    assert await watcher.next_on("users") == {"type": "joined", "user": "eve"}
+    await winner.close()
