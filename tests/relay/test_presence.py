@@ -149,6 +149,7 @@ async def test_a_killed_node_takes_its_users_with_it(demo_nodes: Any, http: aioh
     bob = await Chatter.connect(http, port2, "bob")
     await bob.join("lobby")
     assert await ann.next_on("users") == {"type": "joined", "user": "bob"}
+    await ann.presence_until(lambda e: e.get("joined") == "bob")  # node 1 knows bob is in the room
 
     node2.send_signal(signal.SIGKILL)
     node2.wait(10)
