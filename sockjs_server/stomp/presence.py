@@ -34,6 +34,8 @@ PresenceHook = Callable[[PresenceEvent], Union[None, Awaitable[None]]]
 
 #: Seconds after (re)connecting during which the other nodes' snapshots are awaited by queries.
 SYNC_WAIT = 1.0
+#: Events waiting for a slow async ``on_presence`` hook; beyond, new ones are dropped (and logged).
+MAX_HOOK_BACKLOG = 100_000
 
 
 class Presence:
@@ -142,6 +144,9 @@ class Presence:
         except Exception:
             logger.exception("delivering presence events failed")
         if self.on_presence is None:
+            return
+        if len(self._hook_queue) + len(events) > MAX_HOOK_BACKLOG:
+            logger.error("on_presence hook %d events behind: %d events dropped", len(self._hook_queue), len(events))
             return
         self._hook_queue.extend(events)
         if self._hook_task is None:

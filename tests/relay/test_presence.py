@@ -206,6 +206,8 @@ async def test_the_api_is_cluster_wide(make_node: MakeNode) -> None:
     await spy.send_frame("SUBSCRIBE", {"id": "x", "destination": f"/exchange/amq.direct/sockjs-registry.{cluster}"})
     assert (await spy.expect("ERROR"))["message"] == "Access refused"
     assert any(e.kind == "connected" and e.user == "bob" and not e.local for e in events)
+    stats = nodes[0].relay.stats()
+    assert stats["registry_connected"] == 1 and stats["registry_watching"] == 1  # the event exchange plugin (CI enables it)
 
 
 async def test_two_browsers_claiming_one_nickname_at_once_on_two_nodes(demo_nodes: Any, http: aiohttp.ClientSession) -> None:

@@ -470,7 +470,9 @@ class RabbitRelay(Broker):
         pipelined SENDs awaiting RabbitMQ's confirmation (``unconfirmed_bytes``:
         their bytes with every other unconfirmed frame); ``refused``: frames
         RabbitMQ refused, ``refused_by_reason`` by its ERROR message;
-        ``address``: the broker address in use.
+        ``address``: the broker address in use; ``registry_connected`` /
+        ``registry_watching``: the user registry's connection, and whether it
+        watches RabbitMQ's event exchange (0: dead nodes by heart-beat expiry only).
         """
         subscriber = int(self._subscriber is not None and self._subscriber.connected)
         publisher = int(self._publisher is not None and self._publisher.connected)
@@ -494,6 +496,8 @@ class RabbitRelay(Broker):
             "refused_by_reason": dict(self.refused),
             "publisher_failures": self.publisher_failures,
             "known_routing_keys": len(self._known_keys),
+            "registry_connected": int(self._registry.connected),
+            "registry_watching": int(self._registry.watching),
         }
 
     # --- life cycle --------------------------------------------------------------
