@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,17 @@ def rabbitmq() -> None:
             "Run .ci/install-rabbitmq (installs rabbitmq-server, starts it, enables rabbitmq_stomp).",
             pytrace=False,
         )
+
+
+@pytest.fixture
+def restartable_rabbitmq() -> Iterator[None]:
+    """Whatever the test does, RabbitMQ runs with the STOMP plugin enabled afterwards."""
+    try:
+        yield
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], capture_output=True, timeout=120)
+        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_stomp"], capture_output=True, timeout=120)
+        assert wait_for_stomp_port(time.monotonic() + 60), "RabbitMQ STOMP did not come back after the test"
 
 
 def unique(prefix: str = "relay-test") -> str:

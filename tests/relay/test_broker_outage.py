@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import time
-from collections.abc import Iterator
 
 import pytest
 from broker_tools import rabbitmqctl, until
-from conftest import RABBIT_HOST, RABBIT_PORT, MakeNode, fast_relay, unique, wait_for_stomp_port
+from conftest import RABBIT_HOST, RABBIT_PORT, MakeNode, fast_relay, unique
 from stomp_testing import StompClient
 from tcp_proxy import TcpProxy
 
@@ -26,17 +23,6 @@ from sockjs_server.stomp.relay.rabbit import backoff
 pytestmark = pytest.mark.rabbitmq
 
 
-@pytest.fixture
-def restartable_rabbitmq() -> Iterator[None]:
-    """Whatever the test does, RabbitMQ runs with the STOMP plugin enabled afterwards."""
-    try:
-        yield
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], capture_output=True, timeout=120)
-        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_stomp"], capture_output=True, timeout=120)
-        assert wait_for_stomp_port(time.monotonic() + 60), "RabbitMQ STOMP did not come back after the test"
-
-
 async def chat_round_trip(client: StompClient, tag: str) -> None:
     topic = f"/topic/{unique(tag)}"
     await client.subscribe(topic, tag)
@@ -44,8 +30,10 @@ async def chat_round_trip(client: StompClient, tag: str) -> None:
     assert (await client.expect("MESSAGE")).text == tag
 
 
-async def test_broker_restart_mid_session(make_node: MakeNode, restartable_rabbitmq: None) -> None:
-    node = await make_node()
+async def test_broker_restart_mid_session_without_failover(make_node: MakeNode, restartable_rabbitmq: None) -> None:
+    """With ``failover_timeout=0`` sessions holding broker state end at once (failover keeping them:
+    test_failover_sessions.py)."""
+    node = await make_node(fast_relay(failover_timeout=0))
     relay = node.relay
     states: list[RelayState] = []
     relay.on_state_change = states.append
@@ -132,14 +120,16 @@ async def test_silent_broker_is_detected_by_heartbeats(make_node: MakeNode) -> N
         await asyncio.sleep(2.5)
         assert relay.available
         proxy.frozen = True  # connections open, nothing goes through
-        error = await client.expect("ERROR")
-        assert error["message"] == "Broker connection lost"
-        assert "heart-beat" in error.text
-        await client.wait_closed()
+        await until(lambda: not relay.available)
+        assert relay.last_error is not None and relay.last_error.message == "Broker heart-beat timeout"
         proxy.frozen = False
         await until(lambda: relay.available)
-        again = await node.connected()
-        await chat_round_trip(again, "after-silence")
+        # The session was kept, its subscription made again.
+        topic = f"/topic/{unique('after-silence')}"
+        await client.subscribe(topic, "again")
+        await client.send(topic, "still here", receipt="r")
+        assert (await client.expect("MESSAGE")).text == "still here"
+        assert relay.stats()["failovers_kept"] == 1
     finally:
         await node.stomp.close()
         await relay.close()
@@ -166,7 +156,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
 async def test_a_broker_that_never_confirms_gets_no_receipt_through(make_node: MakeNode) -> None:
     proxy = TcpProxy(RABBIT_HOST, RABBIT_PORT)
     await proxy.listen()
-    relay = fast_relay(port=proxy.port, heartbeat=0.0, receipt_timeout=1.0)
+    relay = fast_relay(port=proxy.port, heartbeat=0.0, receipt_timeout=1.0, failover_timeout=1.0)
     node = await make_node(relay)
     try:
         client = await node.connected()
@@ -176,8 +166,10 @@ async def test_a_broker_that_never_confirms_gets_no_receipt_through(make_node: M
         await client.send(topic, "known", receipt="r-known")
         proxy.frozen = True  # RabbitMQ hears nothing, answers nothing
         await client.send_frame("SEND", {"destination": topic, "receipt": "unconfirmed"}, "?")
+        # The connection is taken as lost; the SEND waits to be sent again until failover_timeout.
         error = await client.expect("ERROR")
-        assert error["message"] == "Broker receipt timeout"
+        assert error["message"] == "Broker not available"
+        assert "did not come back within 1 s" in error.text
         assert error.get("receipt-id") is None
         await client.wait_closed()
     finally:

@@ -43,10 +43,18 @@ had not confirmed are sent again, each on its sender's own connection, so
 that the offender is refused there alone and the others are delivered
 (possibly twice in that rare case: at least once, never lost).
 
-When the subscriber connection drops (broker stopped or restarted) every
-client with state in the broker gets ERROR and is closed; the relay
-reconnects with exponential backoff. While the broker is unavailable CONNECT,
-SEND and SUBSCRIBE are answered with ERROR ``Broker not available``.
+Failover that keeps sessions: when a connection to RabbitMQ is lost (not
+refused), the relay reconnects with exponential backoff, subscribes the
+shared subscriptions again, reopens each affected client's own connection
+with its subscriptions (same headers), and sends the SENDs RabbitMQ had not
+confirmed again, in order, before the client's next frame; meanwhile a
+client's frames wait (at most ``failover_timeout`` seconds, then ERROR
+``Broker not available``). Every relayed SEND carries a relay id (node,
+client, sequence); a resent one is marked, and a marked message a
+subscription already got from that client is dropped on delivery (see
+:meth:`RabbitRelay._duplicate`). What lives only in a lost connection
+(``/temp-queue/`` replies, exclusive or auto-delete queues) cannot be
+restored: that client alone gets ERROR ``Broker connection lost``.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+from uuid import uuid4
 from urllib.parse import quote, unquote, urlsplit
 
 from ..auth import Principal
@@ -90,6 +99,10 @@ RECEIPT_HEADER = "x-sockjs-receipt"
 #: Likewise a SEND's ``transaction`` header (the relay carries out the
 #: transaction itself; RabbitMQ must not see the name).
 TRANSACTION_HEADER = "x-sockjs-transaction"
+#: The relay's id of a relayed SEND, ``<node>:<client>:<sequence>`` (``:r``
+#: appended when sent again after a lost connection): what duplicate
+#: detection reads. Set by the relay only (a client's is dropped), removed on delivery.
+RELAY_ID_HEADER = "x-sockjs-relay-id"
 #: Client headers that travel under another name, restored on delivery.
 _CARRIED = {"user-id": USER_ID_HEADER, "receipt": RECEIPT_HEADER, "transaction": TRANSACTION_HEADER}
 _RESTORED = {v: k for k, v in _CARRIED.items()}
@@ -109,6 +122,7 @@ _BROKER_HEADERS = frozenset(
         USER_ID_HEADER,
         RECEIPT_HEADER,
         TRANSACTION_HEADER,
+        RELAY_ID_HEADER,
     }
 )
 
@@ -147,6 +161,15 @@ MAX_TEMP_QUEUES = 1000
 """Distinct ``reply-to:/temp-queue/<name>`` names one client connection may use."""
 
 MAX_KNOWN_KEYS = 10_000
+
+MAX_DEDUP_ENTRIES = 65_536
+"""(subscription, sending client) pairs whose last relay sequence number a node remembers to drop duplicates."""
+
+MAX_STALE_SESSIONS = 8
+"""Earlier broker sessions of one client whose ack ids are answered as redelivered."""
+
+#: Losses of a connection (as opposed to a frame RabbitMQ refused): the relay reconnects and restores.
+_LOSSES = _CONNECTION_FAILURES | {"Broker connection lost", "Broker connection closed"}
 
 _USER_KEY_PREFIX = "sockjs-user."
 #: Ack ids of messages delivered in-process (nothing to acknowledge upstream).
@@ -201,6 +224,17 @@ def _as_lost(error: StompError) -> StompError:
     return error
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Done callback of a frame nobody waits for: its failure (a lost connection) is handled elsewhere."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _marked(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A SEND's headers with its relay id marked as sent again (``:r``)."""
+    return [(k, v + ":r" if k == RELAY_ID_HEADER and not v.endswith(":r") else v) for k, v in pairs]
+
+
 def _reason(error: StompError) -> str:
     """A short, stable name for a refusal, for statistics (RabbitMQ's ERROR message)."""
     word = re.sub(r"[^a-z0-9]+", "_", error.message.lower()).strip("_")
@@ -234,6 +268,8 @@ class _Publish:
     #: Routing key to remember as accepted once confirmed (a plain /topic/ SEND on the own connection).
     key: str | None
     done: asyncio.Future[None]
+    #: Times it was sent again after its connection was lost.
+    replays: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -266,6 +302,19 @@ class _Client:
     #: The first of its SENDs RabbitMQ refused.
     refusal: StompError | None = None
     gone: bool = False
+    #: Node-local number of this client, and of its relayed SENDs (the relay id).
+    serial: int = 0
+    seq: int = 0
+    #: The SUBSCRIBE headers of each own-connection subscription, to subscribe again after a loss.
+    own_pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: While its lost connection (or lost SENDs) is being restored: its frames wait for this.
+    paused: asyncio.Future[None] | None = None
+    #: When the restoration is given up (loop time).
+    paused_until: float = 0.0
+    #: Its own connection was lost and is not open again with its subscriptions yet.
+    own_lost: bool = False
+    #: Broker sessions of its earlier own connections (their ack ids are stale).
+    stale: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_STALE_SESSIONS))
 
     @property
     def has_broker_state(self) -> bool:
@@ -317,6 +366,11 @@ class RabbitRelay(Broker):
     :param registry_heartbeat: seconds between the registry's heart-beats; a
         node silent for three of them is taken for dead (the fallback when
         RabbitMQ's event exchange plugin is not enabled).
+    :param failover_timeout: seconds a client's frames may wait for a lost
+        broker connection to be restored (its sessions are kept meanwhile);
+        past it the client gets ERROR ``Broker not available``. 0: no
+        failover, every session holding broker state gets ERROR ``Broker
+        connection lost`` at once.
     """
 
     def __init__(
@@ -343,6 +397,7 @@ class RabbitRelay(Broker):
         max_unconfirmed_bytes: int = 8 * 1024 * 1024,
         cluster: str = "default",
         registry_heartbeat: float = 5.0,
+        failover_timeout: float = 30.0,
     ) -> None:
         if heartbeat < 0 or heartbeat_tolerance < 1:
             raise ValueError("heartbeat must be >= 0 and heartbeat_tolerance >= 1")
@@ -356,6 +411,8 @@ class RabbitRelay(Broker):
             raise ValueError("max_unacked must be positive")
         if max_unconfirmed <= 0 or max_unconfirmed_bytes <= 0:
             raise ValueError("max_unconfirmed and max_unconfirmed_bytes must be positive")
+        if failover_timeout < 0:
+            raise ValueError("failover_timeout must be >= 0")
         self.addresses: list[tuple[str, int]] = list(addresses) if addresses else [(host, port)]
         if not all(h and 0 < p < 65536 for h, p in self.addresses):
             raise ValueError(f"invalid broker addresses {self.addresses!r}")
@@ -364,6 +421,26 @@ class RabbitRelay(Broker):
         self.ssl: _ssl.SSLContext | None = _ssl.create_default_context() if ssl is True else (ssl or None)
         self.max_unconfirmed = max_unconfirmed
         self.max_unconfirmed_bytes = max_unconfirmed_bytes
+        self.failover_timeout = failover_timeout
+        #: This node's part of relay ids (see RELAY_ID_HEADER).
+        self.node_id = uuid4().hex[:12]
+        self._serials = 0
+        #: (subscription scope, sending client) -> highest relay sequence delivered, LRU.
+        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        #: When the clients waiting for the lost subscriber connection get ERROR (loop time).
+        self._failover_until: float | None = None
+        self._failover_timer: asyncio.TimerHandle | None = None
+        #: Resolved (and replaced) whenever availability or a client's pause changes.
+        self._change: asyncio.Future[None] | None = None
+        #: Failover statistics: shared-connection losses survived with their
+        #: sessions, client connections restored, SENDs sent again, duplicates
+        #: dropped, stale acks answered, sessions ended because of a loss.
+        self.failovers_kept = 0
+        self.clients_restored = 0
+        self.replayed = 0
+        self.duplicates_dropped = 0
+        self.stale_acks = 0
+        self.sessions_lost = 0
         #: Frames RabbitMQ refused (ERROR), by reason; shared publisher failures; address changes.
         self.refused: dict[str, int] = {}
         self.publisher_failures = 0
@@ -432,6 +509,7 @@ class RabbitRelay(Broker):
         if state is self._state:
             return
         self._state = state
+        self._notify()
         if state is RelayState.AVAILABLE:
             logger.info("broker %s:%s available", self.host, self.port)
         elif state is RelayState.UNAVAILABLE:
@@ -473,6 +551,13 @@ class RabbitRelay(Broker):
         ``address``: the broker address in use; ``registry_connected`` /
         ``registry_watching``: the user registry's connection, and whether it
         watches RabbitMQ's event exchange (0: dead nodes by heart-beat expiry only).
+        Failover: ``failovers_kept``
+        (losses of the shared connections after which the sessions went on),
+        ``clients_restored`` (client connections reopened with their
+        subscriptions), ``replayed`` (SENDs sent again), ``duplicates_dropped``,
+        ``stale_acks`` (ACK/NACK of a delivery from before a restored
+        connection), ``sessions_lost`` (clients ended because something could
+        not be restored in time), ``paused_clients`` (waiting now).
         """
         subscriber = int(self._subscriber is not None and self._subscriber.connected)
         publisher = int(self._publisher is not None and self._publisher.connected)
@@ -498,6 +583,13 @@ class RabbitRelay(Broker):
             "known_routing_keys": len(self._known_keys),
             "registry_connected": int(self._registry.connected),
             "registry_watching": int(self._registry.watching),
+            "failovers_kept": self.failovers_kept,
+            "clients_restored": self.clients_restored,
+            "replayed": self.replayed,
+            "duplicates_dropped": self.duplicates_dropped,
+            "stale_acks": self.stale_acks,
+            "sessions_lost": self.sessions_lost,
+            "paused_clients": sum(1 for c in self._clients.values() if c.paused is not None),
         }
 
     # --- life cycle --------------------------------------------------------------
@@ -525,6 +617,10 @@ class RabbitRelay(Broker):
         """Close every broker connection; live clients are the server's to close."""
         self._set_state(RelayState.CLOSED)
         await self._registry.close()
+        if self._failover_timer is not None:
+            self._failover_timer.cancel()
+            self._failover_timer = None
+        self._notify()
         if self._supervisor is not None:
             self._supervisor.cancel()
             try:
@@ -571,6 +667,8 @@ class RabbitRelay(Broker):
             try:
                 await subscriber.open()
                 publisher = await self._open_publisher()
+                if subscriber.connected:
+                    await self._restore_shared(subscriber)
                 if not subscriber.connected:
                     publisher.close()
                     failure = subscriber.failure
@@ -594,6 +692,12 @@ class RabbitRelay(Broker):
             self._publisher = publisher
             self.last_error = None
             delays = backoff(self.reconnect_delay, self.max_reconnect_delay)
+            if self._failover_until is not None:
+                self.failovers_kept += 1
+                self._failover_until = None
+                if self._failover_timer is not None:
+                    self._failover_timer.cancel()
+                    self._failover_timer = None
             self._set_state(RelayState.AVAILABLE)
             if self._first_attempt is not None:
                 self._first_attempt.set()
@@ -609,8 +713,27 @@ class RabbitRelay(Broker):
 
         return on_lost
 
+    async def _restore_shared(self, subscriber: Upstream) -> None:
+        """Subscribe the kept shared subscriptions again on a new subscriber connection."""
+        self._shared_ids.clear()
+        confirmations = []
+        for sub in self._shared.values():
+            self._next_id += 1
+            sub.upstream_id = f"s{self._next_id}"
+            self._shared_ids[sub.upstream_id] = sub
+            pairs = [("id", sub.upstream_id), ("destination", sub.destination)]
+            confirmations.append(subscriber.send_nowait(Command.SUBSCRIBE, pairs))
+        for confirmation in confirmations:
+            try:
+                await asyncio.shield(confirmation)
+            except StompError as exc:
+                raise BrokerError(exc.message, exc.detail) from None
+        for sub in self._shared.values():
+            if sub.ready is not None and not sub.ready.done():
+                sub.ready.set_result(None)
+
     def _on_subscriber_lost(self, error: StompError) -> None:
-        """The node's shared subscriptions are gone: so are the sessions holding state."""
+        """The node's shared subscriptions are gone: restore them, or end the sessions holding state."""
         if self._state is RelayState.CLOSED:
             return
         self.last_error = error
@@ -618,6 +741,22 @@ class RabbitRelay(Broker):
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             publisher.close()
+        if self.failover_timeout > 0:
+            # Sessions are kept: the supervisor subscribes the shared
+            # subscriptions again (unused ones are dropped) before the relay is
+            # available again; frames wait until then, at most failover_timeout.
+            for destination in list(self._idle_shared):
+                sub = self._shared.pop(destination)
+                self._shared_ids.pop(sub.upstream_id, None)
+            self._idle_shared.clear()
+            if self._failover_until is None:
+                loop = asyncio.get_running_loop()
+                self._failover_until = loop.time() + self.failover_timeout
+                self._failover_timer = loop.call_at(self._failover_until, self._failover_expired)
+            self._set_state(RelayState.UNAVAILABLE)
+            if self._lost is not None:
+                self._lost.set()
+            return
         self._set_state(RelayState.UNAVAILABLE)
         shared = list(self._shared.values())
         self._shared.clear()
@@ -635,12 +774,69 @@ class RabbitRelay(Broker):
         if self._lost is not None:
             self._lost.set()
 
+    def _failover_expired(self) -> None:
+        """The broker did not come back within failover_timeout: the kept sessions get ERROR."""
+        self._failover_timer = None
+        if self.available or self._failover_until is None:
+            return
+        self._failover_until = None
+        error = _unavailable(f"the message broker did not come back within {self.failover_timeout:g} s")
+        for state in list(self._clients.values()):
+            if state.has_broker_state or state.inflight or state.paused is not None:
+                state.shared.clear()
+                self.sessions_lost += 1
+                self._fail_client(state, error)
+        self._shared.clear()
+        self._idle_shared.clear()
+        self._shared_ids.clear()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake every frame waiting in :meth:`_ready` to look again."""
+        change, self._change = self._change, None
+        if change is not None and not change.done():
+            change.set_result(None)
+
+    async def _ready(self, state: _Client | None, *, restoring: bool = False) -> None:
+        """Return once the relay is available and ``state`` not paused; wait (bounded) while a loss is restored.
+
+        Raises ``Broker not available`` at once when the broker is away and no
+        failover is under way, or when the failover takes longer than
+        ``failover_timeout``. ``restoring``: the caller is the client's own
+        restoration (it waits for the relay only).
+        """
+        loop = asyncio.get_running_loop()
+        timed_out = _unavailable(f"the message broker did not come back within {self.failover_timeout:g} s")
+        waited = False
+        while True:
+            if self._state is RelayState.CLOSED:
+                raise self._not_available()
+            if state is not None and state.gone:
+                raise timed_out if waited else _unavailable("the broker connection of this session was lost")
+            paused = state is not None and state.paused is not None
+            if self.available and (restoring or not paused):
+                return
+            deadline = state.paused_until if state is not None and (paused or restoring) else self._failover_until
+            if deadline is None:
+                raise timed_out if waited else self._not_available()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise timed_out
+            if self._change is None:
+                self._change = loop.create_future()
+            await asyncio.wait([self._change], timeout=remaining)
+            waited = True
+
     def _fail_client(self, state: _Client, error: StompError) -> None:
         if state.gone:
             return
         error = _as_lost(error)
         state.gone = True
         self._close_own(state)
+        for entry in list(state.inflight):
+            # Nothing sends them again: whoever waits for them learns the error.
+            self._complete(state, entry, error)
+        self._resume(state)
         state.client.broker_lost(BrokerError(error.message, error.detail))
 
     # --- the publisher connection -------------------------------------------------
@@ -656,8 +852,9 @@ class RabbitRelay(Broker):
                 self._publisher = None
             if self._state is not RelayState.CLOSED and error.message != "Broker connection closed":
                 self.publisher_failures += 1
-                # Something it carried was refused after all: trust no routing key until confirmed again.
-                self._known_keys.clear()
+                if error.message not in _LOSSES:
+                    # Something it carried was refused after all: trust no routing key until confirmed again.
+                    self._known_keys.clear()
                 logger.warning("broker publisher connection lost: %s", error)
 
         publisher.on_lost = on_lost
@@ -668,8 +865,7 @@ class RabbitRelay(Broker):
         publisher = self._publisher
         if publisher is not None and publisher.connected:
             return publisher
-        if not self.available:
-            raise self._not_available()
+        await self._ready(None)
         opening = self._publisher_opening
         if opening is None:
             opening = self._publisher_opening = asyncio.get_running_loop().create_future()
@@ -705,9 +901,9 @@ class RabbitRelay(Broker):
         if self._state is RelayState.STOPPED or self._state is RelayState.CONNECTING:
             await self.start()
         self._registry.start()  # bound after start() (a server made after its relay started)
-        if not self.available:
-            raise self._not_available()
-        state = _Client(client, principal)
+        await self._ready(None)
+        self._serials += 1
+        state = _Client(client, principal, serial=self._serials)
         self._clients[client.client_id] = state
         if self.client_credentials is not None:
             # The client's own login decides; a refusal is this CONNECT's ERROR.
@@ -723,13 +919,16 @@ class RabbitRelay(Broker):
             return
         del self._clients[client.client_id]
         state.gone = True
+        self._resume(state)
         for key, sub in list(state.shared.items()):
             self._leave_shared(state, key, sub)
         state.shared.clear()
         self._close_own(state)
 
-    async def _own(self, state: _Client) -> Upstream:
-        """The client's own connection, opened on first need."""
+    async def _own(self, state: _Client, *, restoring: bool = False) -> Upstream:
+        """The client's own connection, opened on first need (waiting while a lost one is restored)."""
+        while state.paused is not None and not restoring:
+            await self._ready(state)  # being restored: the client's frames wait
         own = state.own
         if own is not None:
             if own.connected:
@@ -745,7 +944,12 @@ class RabbitRelay(Broker):
             self._on_own_message(state, frame)
 
         def on_lost(error: StompError, reported: bool) -> None:
-            if not state.gone and (not reported or (state.inflight and state.barriers == 0)):
+            if state.gone or upstream is not state.own:
+                return  # replaced meanwhile, or the client left
+            if error.message in _LOSSES and self.failover_timeout > 0 and self._state is not RelayState.CLOSED:
+                self._pause(state)  # lost, not refused: reopened with its subscriptions
+                return
+            if not reported or (state.inflight and state.barriers == 0):
                 # Pipelined SENDs have nobody waiting: the sender learns of it through ERROR now.
                 if state.inflight and state.refusal is None:
                     state.refusal = error
@@ -778,6 +982,126 @@ class RabbitRelay(Broker):
         if own is not None:
             own.close()
 
+    # --- failover: restoring a client ---------------------------------------------------
+
+    def _pause(self, state: _Client) -> None:
+        """Something of ``state`` was lost with a connection: its frames wait while it is restored."""
+        if state.paused is not None or state.gone:
+            return
+        loop = asyncio.get_running_loop()
+        state.paused = loop.create_future()
+        state.paused_until = loop.time() + self.failover_timeout
+        loop.create_task(self._restore(state), name=f"relay-restore-{state.client.client_id}")
+
+    def _resume(self, state: _Client) -> None:
+        paused, state.paused = state.paused, None
+        if paused is not None:
+            if not paused.done():
+                paused.set_result(None)
+            self._notify()
+
+    def _unrestorable(self, state: _Client) -> str | None:
+        """What of the client's lost connection cannot be had again, if anything."""
+        if state.temp_subs:
+            return "its temporary queues (/temp-queue/) vanished with the broker connection"
+        for key, pairs in state.own_pairs.items():
+            destination = state.own_subs.get(key, "")
+            if destination.startswith("/reply-queue/"):
+                return f"subscription {key}: reply queues vanish with the broker connection"
+            for name, value in pairs:
+                if name in ("exclusive", "auto-delete") and value == "true" and destination.startswith(("/queue/", "/amq/queue/")):
+                    return f"subscription {key}: its {name} queue vanished with the broker connection"
+        return None
+
+    def _lost_something(self, state: _Client) -> bool:
+        own = state.own
+        if state.own_lost or (own is not None and not own.connected):
+            return True
+        return any(not e.done.done() and not e.conn.connected for e in state.inflight)
+
+    async def _restore(self, state: _Client) -> None:
+        """Reopen the client's lost connection with its subscriptions, then send its lost SENDs again, in order."""
+        delays = backoff(self.reconnect_delay, self.max_reconnect_delay)
+        loop = asyncio.get_running_loop()
+        timed_out = _unavailable(f"the message broker did not come back within {self.failover_timeout:g} s")
+        try:
+            while not state.gone and self._state is not RelayState.CLOSED:
+                try:
+                    # Bounded as a whole: one connection attempt may take connect_timeout.
+                    remaining = max(state.paused_until - loop.time(), 0.001)
+                    if await asyncio.wait_for(self._restore_once(state), remaining):
+                        return
+                except asyncio.TimeoutError:
+                    raise timed_out from None
+                except StompError as exc:
+                    if exc.message not in _LOSSES and exc.message != "Broker not available":
+                        raise  # RabbitMQ refused a subscription or a SEND
+                    if loop.time() >= state.paused_until:
+                        raise timed_out from None
+                    # Lost again, or the broker refused the connection: back off and start over.
+                    await asyncio.sleep(min(next(delays), max(0.0, state.paused_until - loop.time())))
+        except StompError as exc:
+            if not state.gone:
+                self.sessions_lost += 1
+                self._fail_client(state, BrokerError(exc.message, exc.detail))
+        finally:
+            self._resume(state)
+
+    async def _restore_once(self, state: _Client) -> bool:
+        """One attempt of :meth:`_restore`; True when nothing is left to restore."""
+        await self._ready(state, restoring=True)
+        own = state.own
+        if own is not None and not own.connected:
+            reason = self._unrestorable(state)
+            if reason is not None:
+                self.sessions_lost += 1
+                self._fail_client(state, BrokerError("Broker connection lost", reason))
+                return True
+            if own.session:
+                state.stale.append(own.session)
+            # RabbitMQ gives back what the lost connection had unacknowledged.
+            state.unacked.clear()
+            state.own = None
+            state.own_lost = True
+        if state.own_lost:
+            own = await self._own(state, restoring=True)
+            confirmations = [own.send_nowait(Command.SUBSCRIBE, pairs) for pairs in state.own_pairs.values()]
+            for confirmation in confirmations:
+                await asyncio.shield(confirmation)
+            state.own_lost = False
+            self.clients_restored += 1
+        await self._send_again(state)
+        # No await since this check: nothing can be lost unseen.
+        return not self._lost_something(state)
+
+    async def _send_again(self, state: _Client) -> None:
+        """Send the client's SENDs whose connection was lost again, oldest first, marked as sent again."""
+        for entry in list(state.inflight):
+            if entry.done.done() or entry.conn.connected:
+                continue
+            target = await (self._get_publisher() if entry.shared else self._own(state, restoring=True))
+            pairs = _marked(entry.pairs)
+            while True:
+                try:
+                    confirmation = target.send_nowait(Command.SEND, pairs, entry.body)
+                    break
+                except BrokerError as exc:
+                    if exc.message != "Broker busy":
+                        raise
+                    # Many SENDs sent again at once: wait for RabbitMQ to confirm some.
+                    earlier = [e.done for e in state.inflight if e.conn is target and not e.done.done()]
+                    remaining = state.paused_until - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        raise
+                    if earlier:
+                        await asyncio.wait(earlier[:1], timeout=remaining)
+                    else:
+                        await asyncio.sleep(min(0.05, remaining))  # others' frames fill the connection
+            entry.pairs, entry.conn = pairs, target
+            entry.replays += 1
+            self.replayed += 1
+            confirmation.add_done_callback(partial(self._on_confirmation, state, entry, target))
+
     # --- deliveries ------------------------------------------------------------------
 
     @staticmethod
@@ -796,10 +1120,43 @@ class RabbitRelay(Broker):
         message = Message(frame.get("destination") or "", frame.body, tuple(headers))
         return message, message_id, frame.get("redelivered") == "true"
 
+    def _duplicate(self, scope: str, frame: Frame) -> bool:
+        """True for a SEND sent again after a lost connection that this subscription already got.
+
+        A client's relayed SENDs reach RabbitMQ in order (one connection at a
+        time; resent ones before any newer one), so a subscription gets one
+        client's relay sequence numbers increasing: a resent message (``:r``)
+        whose number is not above the highest seen from that client is a copy.
+        Remembered for MAX_DEDUP_ENTRIES (subscription, client) pairs.
+        """
+        relay_id = frame.get(RELAY_ID_HEADER)
+        if relay_id is None:
+            return False
+        node, _, rest = relay_id.partition(":")
+        serial, _, seq_text = rest.partition(":")
+        seq_text, _, mark = seq_text.partition(":")
+        if not seq_text.isdigit():
+            return False
+        seq = int(seq_text)
+        key = (scope, f"{node}:{serial}")
+        seen = self._seen.get(key)
+        if seen is not None and seq <= seen:
+            if mark and frame.get("redelivered") != "true":
+                self.duplicates_dropped += 1
+                return True
+            return False
+        self._seen[key] = seq
+        self._seen.move_to_end(key)
+        if len(self._seen) > MAX_DEDUP_ENTRIES:
+            self._seen.popitem(last=False)
+        return False
+
     def _on_shared_message(self, frame: Frame) -> None:
         sub = self._shared_ids.get(frame.get("subscription") or "")
         if sub is None:
             return  # unsubscribed meanwhile
+        if self._duplicate(sub.destination, frame):
+            return
         message, message_id, redelivered = self._message(frame)
         subscribers = list(sub.subscribers)
         if len(subscribers) == 1:
@@ -821,6 +1178,19 @@ class RabbitRelay(Broker):
             if temp is None:
                 return
             key = temp
+        if self._duplicate(f"{state.client.client_id}\x00{key}", frame):
+            mode = state.ack_modes.get(key)
+            ack_id = frame.get("ack")
+            own = state.own
+            if mode is AckMode.CLIENT_INDIVIDUAL and ack_id and own is not None and own.connected:
+                try:
+                    settled = own.send_nowait(Command.ACK, [("id", ack_id)])  # not the client's: settled here
+                except StompError:
+                    return  # RabbitMQ not reading: it stays unacknowledged on this connection
+                settled.add_done_callback(_retrieved)
+            elif mode is AckMode.CLIENT and ack_id:
+                state.unacked[ack_id] = key  # settled by the client's next cumulative ACK
+            return
         message, message_id, redelivered = self._message(frame)
         if key in state.ack_modes:
             state.unacked[message_id] = key
@@ -879,10 +1249,10 @@ class RabbitRelay(Broker):
         self, client: BrokerClient, subscription: str, destination: str, ack: AckMode, headers: Mapping[str, str]
     ) -> None:
         state = self._client(client)
+        await self._ready(state)
         if state.inflight:
             await self._settle(state)
-        if not self.available:
-            raise self._not_available()
+        await self._ready(state)
         if destination.startswith(self._reserved):
             # Reached only through the server's user destinations (/user/...) and registry.
             raise AccessDenied("Access refused", f"cannot subscribe to {destination[:200]}")
@@ -928,12 +1298,18 @@ class RabbitRelay(Broker):
             options["prefetch-count"] = str(limit)
         pairs += options.items()
         state.own_subs[subscription] = destination
+        state.own_pairs[subscription] = pairs
         if ack is not AckMode.AUTO:
             state.ack_modes[subscription] = ack
         try:
             await own.send(Command.SUBSCRIBE, pairs, receipt=True)
         except BaseException as exc:
+            if isinstance(exc, StompError) and exc.message in _LOSSES and state.paused is not None:
+                # Lost on its way: the restoration subscribes it with the others.
+                await self._ready(state)
+                return
             state.own_subs.pop(subscription, None)
+            state.own_pairs.pop(subscription, None)
             state.ack_modes.pop(subscription, None)
             if isinstance(exc, StompError) and own.failure is not None:
                 # RabbitMQ still confirms a SUBSCRIBE it refused (ERROR, then RECEIPT).
@@ -955,7 +1331,13 @@ class RabbitRelay(Broker):
             sub.subscribers[(state, key)] = None
             state.shared[key] = sub
             try:
-                await subscriber.send(Command.SUBSCRIBE, [("id", sub.upstream_id), ("destination", destination)], receipt=True)
+                try:
+                    await subscriber.send(Command.SUBSCRIBE, [("id", sub.upstream_id), ("destination", destination)], receipt=True)
+                except StompError as exc:
+                    if exc.message not in _LOSSES or self._failover_until is None:
+                        raise
+                    # Lost on its way: subscribed again with the others before the relay is available.
+                    await self._ready(state)
             except StompError as exc:
                 if not ready.done():
                     ready.set_exception(BrokerError(exc.message, exc.detail))
@@ -1004,6 +1386,7 @@ class RabbitRelay(Broker):
         self, client: BrokerClient, subscription: str, headers: Mapping[str, str] = _NO_HEADERS
     ) -> None:
         state = self._client(client)
+        await self._ready(state)
         if state.inflight:
             await self._settle(state)
         state.user_subs.pop(subscription, None)
@@ -1021,6 +1404,7 @@ class RabbitRelay(Broker):
             raise ProtocolError("No subscription found", "UNSUBSCRIBE must refer to an existing subscription")
         own = await self._own(state)
         del state.own_subs[subscription]
+        state.own_pairs.pop(subscription, None)
         if state.ack_modes.pop(subscription, None) is not None:
             # RabbitMQ requeues what the subscription left unacknowledged.
             for ack_id in [a for a, k in state.unacked.items() if k == subscription]:
@@ -1029,7 +1413,22 @@ class RabbitRelay(Broker):
         # subscription's queue only when UNSUBSCRIBE says durable:true.
         pairs = [("id", subscription)]
         pairs += [(k, v) for k, v in headers.items() if k not in ("id", "receipt")]
-        await own.send(Command.UNSUBSCRIBE, pairs, receipt=True)
+        await self._send_or_restore(state, own, Command.UNSUBSCRIBE, pairs)
+
+    async def _send_or_restore(self, state: _Client, own: Upstream, command: Command, pairs: list[tuple[str, str]]) -> None:
+        """Send a frame on the client's own connection; if the connection is lost meanwhile, wait for its restoration.
+
+        Used for UNSUBSCRIBE, ACK and NACK: the restored connection has
+        neither the subscription nor the delivery (RabbitMQ delivers an
+        unacknowledged message again, redelivered, unless it carried out the
+        ACK before the loss), and the frame's RECEIPT follows the restoration.
+        """
+        try:
+            await own.send(command, pairs, receipt=True)
+        except StompError as exc:
+            if exc.message not in _LOSSES or state.paused is None:
+                raise
+            await self._ready(state)
 
     # --- publishing -----------------------------------------------------------------
 
@@ -1046,8 +1445,8 @@ class RabbitRelay(Broker):
             carried = _CARRIED.get(name)
             if carried is not None:
                 name = carried
-            elif name in _RESTORED:
-                continue  # only the client's own headers travel under these names
+            elif name in _RESTORED or name == RELAY_ID_HEADER:
+                continue  # only the client's own headers travel under these names; the relay id is the relay's
             pairs.append((name, value))
         if sender is None:
             if self._deliver_to_session(destination, body, headers):
@@ -1056,10 +1455,11 @@ class RabbitRelay(Broker):
             await upstream.send(Command.SEND, pairs, body, receipt=True)
             return
         state = self._client(sender)
-        if not self.available:
-            raise self._not_available()
+        await self._ready(state)
         if destination.startswith(self._reserved):
             raise AccessDenied("Access refused", f"cannot send to {destination[:200]}")
+        state.seq += 1
+        pairs.append((RELAY_ID_HEADER, f"{self.node_id}:{state.serial}:{state.seq}"))
         reply_to = False
         for name, value in headers:
             if name == "reply-to":
@@ -1096,6 +1496,9 @@ class RabbitRelay(Broker):
                 await self._wait(inflight[0])
             if state.gone:
                 raise _unavailable("the broker connection of this session was lost")
+            if state.paused is not None:
+                await self._ready(state)  # its lost SENDs go first
+                continue
             if upstream.connected:
                 break
             # Replaced while waiting (a publisher that failed, a probe connection closed).
@@ -1108,7 +1511,7 @@ class RabbitRelay(Broker):
             raise
         entry = _Publish(pairs, body, upstream, shared, key, asyncio.get_running_loop().create_future())
         inflight.append(entry)
-        confirmation.add_done_callback(partial(self._on_confirmation, state, entry))
+        confirmation.add_done_callback(partial(self._on_confirmation, state, entry, upstream))
 
     @staticmethod
     async def _wait(entry: _Publish) -> None:
@@ -1132,7 +1535,9 @@ class RabbitRelay(Broker):
         finally:
             state.barriers -= 1
 
-    def _on_confirmation(self, state: _Client, entry: _Publish, confirmation: asyncio.Future[None]) -> None:
+    def _on_confirmation(self, state: _Client, entry: _Publish, conn: Upstream, confirmation: asyncio.Future[None]) -> None:
+        if entry.conn is not conn:
+            return  # sent again elsewhere meanwhile
         error: BaseException | None
         if confirmation.cancelled():
             error = _unavailable("the broker connection was closed")
@@ -1146,7 +1551,10 @@ class RabbitRelay(Broker):
                 asyncio.get_running_loop().call_soon(self._close_probe, state)
             return
         assert isinstance(error, StompError)
-        refusal = error.message not in _CONNECTION_FAILURES and error.message not in ("Broker connection lost", "Broker connection closed")
+        refusal = error.message not in _LOSSES
+        if not refusal and self.failover_timeout > 0 and not state.gone and self._state is not RelayState.CLOSED:
+            self._pause(state)  # lost with its connection: sent again once restored
+            return
         if entry.shared and refusal and not state.gone and self._state is RelayState.AVAILABLE:
             # The shared publisher failed under this client's frame, or someone else's:
             # sent again on the client's own connection, where only the offender is refused.
@@ -1216,12 +1624,14 @@ class RabbitRelay(Broker):
                 if entry.done.done() or not entry.shared or entry.conn.connected:
                     continue
                 entry.conn, entry.shared = own, False
+                pairs = _marked(entry.pairs)
                 try:
-                    confirmation = own.send_nowait(Command.SEND, entry.pairs, entry.body)
+                    confirmation = own.send_nowait(Command.SEND, pairs, entry.body)
                 except StompError as exc:
                     self._complete(state, entry, exc)
                     continue
-                confirmation.add_done_callback(partial(self._on_confirmation, state, entry))
+                entry.pairs = pairs
+                confirmation.add_done_callback(partial(self._on_confirmation, state, entry, own))
         finally:
             state.replaying = False
 
@@ -1239,6 +1649,7 @@ class RabbitRelay(Broker):
         self, client: BrokerClient, command: Command, ack_id: str, extra: tuple[tuple[str, str], ...]
     ) -> None:
         state = self._client(client)
+        await self._ready(state)
         if state.inflight:
             await self._settle(state)
         if ack_id.startswith(_LOCAL_ACK_PREFIX):
@@ -1255,6 +1666,12 @@ class RabbitRelay(Broker):
             )
         key = state.unacked.get(ack_id)
         own = state.own
+        if key is None and any(f"@@{session}@@" in ack_id for session in state.stale):
+            # Delivered on a connection that was lost and restored since: RabbitMQ
+            # took the message back and delivers it again (redelivered:true) under
+            # a new id. That delivery no longer exists: done (RECEIPT), nothing sent.
+            self.stale_acks += 1
+            return
         if key is None:
             if own is not None and own.session and f"@@{own.session}@@" in ack_id:
                 # One of RabbitMQ's ids for this connection, no longer held (acknowledged
@@ -1264,6 +1681,10 @@ class RabbitRelay(Broker):
             # Not an id RabbitMQ gave this client: refused as RabbitMQ words it.
             raise frame_error("Invalid header", f'"{command.value}" must include a valid "id" header\n')
         own = await self._own(state)
+        if state.unacked.get(ack_id) != key:
+            # Its connection was restored while this waited: the message comes again.
+            self.stale_acks += 1
+            return
         if state.ack_modes.get(key) is AckMode.CLIENT:
             # "client" acknowledgements are cumulative over the subscription.
             for held in list(state.unacked):
@@ -1273,7 +1694,7 @@ class RabbitRelay(Broker):
                     break
         else:
             del state.unacked[ack_id]
-        await own.send(command, [("id", ack_id), *extra], receipt=True)
+        await self._send_or_restore(state, own, command, [("id", ack_id), *extra])
 
 
 def _addresses(netloc: str, default_port: int, url: str) -> list[tuple[str, int]]:
@@ -1316,7 +1737,10 @@ def relay_from_url(url: str, **options: object) -> RabbitRelay:
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     virtual_host = unquote(path) if path else "/"
     kwargs: dict[str, object] = {}
-    floats = {"heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay", "max_reconnect_delay", "registry_heartbeat"}
+    floats = {
+        "heartbeat", "heartbeat_tolerance", "connect_timeout", "receipt_timeout", "reconnect_delay",
+        "max_reconnect_delay", "registry_heartbeat", "failover_timeout",
+    }
     ints = {"max_unacked", "max_unconfirmed", "max_unconfirmed_bytes"}
     for item in filter(None, parts.query.split("&")):
         name, _, value = item.partition("=")

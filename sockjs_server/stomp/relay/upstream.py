@@ -135,6 +135,13 @@ class Upstream(asyncio.Protocol):
         return f"{self.host}:{self.port}"
 
     @property
+    def local_port(self) -> int | None:
+        """The port of this end of the connection (None when closed): tells connections apart in logs and tests."""
+        transport = self._transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        return int(sockname[1]) if sockname else None
+
+    @property
     def unconfirmed(self) -> int:
         """Frames written and not yet confirmed by the broker."""
         return sum(len(futures) for futures, _, _, _ in self._pending.values()) + self._batched
