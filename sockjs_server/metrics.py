@@ -5,7 +5,7 @@ Endpoints and STOMP servers count into plain ``int`` fields as they run
 and :class:`SockJSCollector` turns the same figures into Prometheus metric
 families when a scrape asks, so the server never calls prometheus_client
 between scrapes. prometheus_client is the optional extra ``metrics``
-(``pip install 'sockjs-server[metrics]'``); :func:`stats` needs nothing.
+(``bash .ci/venv metrics`` in a checkout); :func:`stats` needs nothing.
 
     add_metrics_route(app, "/metrics")      # every endpoint of app, and their STOMP servers
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 from aiohttp import web
 
 from .aiohttp.routes import ENDPOINTS
+from .core.extras import install_hint
 from .runtime.endpoint import Endpoint
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["METRICS_EXTRA", "MetricsApp", "SockJSCollector", "add_metrics_route", "endpoint_stats", "stats"]
 
-METRICS_EXTRA = "pip install 'sockjs-server[metrics]'"
+METRICS_EXTRA = install_hint("metrics")
 """How to get prometheus_client (quoted in errors)."""
 
 
@@ -214,7 +215,7 @@ def add_metrics_route(
     (a new one holding also prometheus_client's process and platform
     collectors, by default; pass your own, e.g. ``prometheus_client.REGISTRY``,
     to expose your application's metrics at the same URL). Returns the registry.
-    Needs prometheus_client (``pip install 'sockjs-server[metrics]'``).
+    Needs prometheus_client (the ``metrics`` extra, :data:`METRICS_EXTRA`).
     """
     if not path.startswith("/"):
         raise ValueError(f"the metrics path must start with '/': {path!r}")

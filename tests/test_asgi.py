@@ -215,5 +215,6 @@ def test_server_granian_without_granian_is_one_line() -> None:
     )
     assert result.returncode == 2, result
     assert result.stderr.strip().splitlines() == [
-        "sockjs-server echo: error: --server granian needs granian: pip install 'sockjs-server[granian]'"
+        "sockjs-server echo: error: --server granian needs granian: install the granian extra: "
+        "bash .ci/venv granian in a checkout, or pip install -e '.[granian]' from it"
     ]

@@ -262,7 +262,7 @@ except ImportError as exc:
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "pip install 'sockjs-server[metrics]'" in result.stdout
+    assert "bash .ci/venv metrics" in result.stdout
 
 
 # -- slow consumers: both kinds of 3001 close, counted by the limit reached (every layer) ---------

@@ -1,10 +1,13 @@
-"""The README as a new user reads it: every Python sample runs as pasted, the command-line
-option table matches the code, and the demo runs from an installed package outside a checkout."""
+"""The README as a new user reads it: every Python sample runs as pasted, in a virtual
+environment made only from the package and the extras the README names above it; the extras and
+command-line option tables match the code, and the demo runs from an installed package outside a
+checkout."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import tomllib
 import re
 import signal
 import socket
@@ -22,6 +25,8 @@ from sockjs_server.cli.serving import add_run_arguments
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 SAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
+#: The paragraph right above each sample, where it names its extras: (`bash .ci/venv a,b`).
+INTROS = [block.rstrip().rpartition("\n\n")[2] for block in re.split(r"```python\n.*?```", README, flags=re.S)[:-1]]
 TEST_PORT = 61613
 """What the test set-up gives RabbitMQ: no sample may listen there."""
 
@@ -62,15 +67,75 @@ def stop(process: subprocess.Popen[bytes]) -> str:
 
 
 def test_there_are_samples() -> None:
-    assert len(SAMPLES) >= 3
+    assert len(SAMPLES) >= 3 and len(INTROS) == len(SAMPLES)
 
 
+def extras_of(sample: str) -> tuple[str, ...]:
+    """The extras the README names for ``sample`` (none: the package alone)."""
+    named = re.search(r"`bash \.ci/venv ([a-z,]+)`\):$", INTROS[SAMPLES.index(sample)])
+    return tuple(sorted(named.group(1).split(","))) if named else ()
+
+
+_ENVIRONMENTS: dict[tuple[str, ...], str] = {}
+
+
+def python_for(sample: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Python of a virtual environment holding the package (editable, as from a checkout)
+    and only the extras the README names for ``sample``; one per set of extras, made once."""
+    extras = extras_of(sample)
+    if extras not in _ENVIRONMENTS:
+        venv = tmp_path_factory.mktemp("venv-" + ("-".join(extras) or "package"))
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        python = str(venv / "bin" / "python")
+        target = f"{ROOT}[{','.join(extras)}]" if extras else str(ROOT)
+        install = subprocess.run(
+            [sys.executable, "-m", "pip", "--python", python, "install", "-q", "-e", target],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert install.returncode == 0, install.stderr
+        _ENVIRONMENTS[extras] = python
+    return _ENVIRONMENTS[extras]
+
+
+def test_samples_name_the_extras_they_import() -> None:
+    frameworks = {"uvicorn": "uvicorn", "starlette": "starlette", "fastapi": "fastapi", "granian": "granian"}
+    for sample in SAMPLES:
+        imported = {extra for module, extra in frameworks.items() if re.search(rf"^(from|import) {module}\b", sample, re.M)}
+        if "asgi_granian import" in sample or "servers.granian import" in sample:
+            imported.add("granian")
+        assert imported <= set(extras_of(sample)), (sorted(imported), extras_of(sample), sample[:200])
+
+
+def test_extras_table_matches_pyproject() -> None:
+    table = re.search(r"<!-- extras-table:.*?-->\n(.*?)<!-- /extras-table -->", README, re.S)
+    assert table, "the README's table of extras"
+    documented = set(re.findall(r"^\| `([a-z]+)` \|", table.group(1), re.M))
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert documented == declared
+    from sockjs_server.core.extras import EXTRAS, install_hint
+
+    assert set(EXTRAS) <= declared
+    for extra in EXTRAS:
+        assert f"bash .ci/venv {extra}" in install_hint(extra) and f".[{extra}]" in install_hint(extra)
+
+
+def test_no_install_line_names_the_package_index() -> None:
+    # The package is not on the index: `pip install 'sockjs-server[x]'` would fail.
+    pattern = re.compile(r"pip install '?sockjs[-_]server\[")
+    files = [ROOT / "README.md", *sorted((ROOT / "sockjs_server").rglob("*.py"))]
+    assert [str(f.relative_to(ROOT)) for f in files if pattern.search(f.read_text())] == []
+
+
+@pytest.mark.venv
 @pytest.mark.parametrize("sample", SAMPLES, ids=[f"sample{n}" for n in range(len(SAMPLES))])
-def test_sample_runs_as_pasted(sample: str, tmp_path: Path) -> None:
+def test_sample_runs_as_pasted(sample: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Start the sample, wait for each port it listens on, stop it with Ctrl+C.
 
     Only the port numbers are changed (to free ones: other servers may use the
-    documented ones on a shared machine); the code is run as written.
+    documented ones on a shared machine); the code is run as written, in an
+    environment of the package and the extras the README names for it.
     """
     assert f"port={TEST_PORT}" not in sample, "a sample listens on the port the tests give RabbitMQ"
     ports: list[int] = []
@@ -83,7 +148,7 @@ def test_sample_runs_as_pasted(sample: str, tmp_path: Path) -> None:
     assert ports, "every sample serves something"
     (tmp_path / "sample.py").write_text(code)
     process = subprocess.Popen(
-        [sys.executable, "sample.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [python_for(sample, tmp_path_factory), "sample.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         wait_listening(process, ports)
@@ -100,16 +165,16 @@ def test_there_are_asgi_samples() -> None:
     assert any("fastapi" in sample for sample in ASGI_SAMPLES)
 
 
+@pytest.mark.venv
 @pytest.mark.parametrize("sample", ASGI_SAMPLES, ids=[f"asgi{n}" for n in range(len(ASGI_SAMPLES))])
-def test_asgi_sample_serves_sockjs_where_it_is_mounted(sample: str, tmp_path: Path) -> None:
-    """The Starlette and FastAPI samples answer SockJS requests below their mount path."""
-    pytest.importorskip("uvicorn")
+def test_asgi_sample_serves_sockjs_where_it_is_mounted(sample: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The ASGI samples answer SockJS requests below their mount path."""
     mount = re.search(r'[Mm]ount\("(/\w+)"|SockJSRouter\(\{"(/\w+)"', sample)
     assert mount, "the sample mounts its endpoint"
     port = free_port()
     (tmp_path / "sample.py").write_text(re.sub(r"(?<![\w.])port=\d+", f"port={port}", sample))
     process = subprocess.Popen(
-        [sys.executable, "sample.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [python_for(sample, tmp_path_factory), "sample.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         wait_listening(process, [port])

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from ..core.extras import install_hint
 from ..core.options import Options
 from ..runtime.session import Handler
 from . import testserver
@@ -120,8 +121,8 @@ def add_web_server_argument(parser: argparse.ArgumentParser) -> None:
         choices=("aiohttp", "builtin", "uvicorn", "granian"),
         default="aiohttp",
         help="aiohttp (default), or the ASGI layer on the package's own HTTP/1.1 server (builtin: fastest on the "
-        "HTTP transports, nothing more to install), on uvicorn (pip install 'sockjs-server[uvicorn]') "
-        "or on granian (pip install 'sockjs-server[granian]'); see bench/RESULTS.md",
+        "HTTP transports, nothing more to install), on uvicorn or on granian (their extras: bash .ci/venv uvicorn "
+        "in a checkout, or pip install -e '.[uvicorn]'); see bench/RESULTS.md",
     )
 
 
@@ -145,7 +146,7 @@ def serve_on_asgi_server(
 
         serve_asgi = importlib.import_module(f"sockjs_server.servers.{server}").serve
     except ImportError:
-        raise CommandError(f"--server {server} needs {server}: pip install 'sockjs-server[{server}]'") from None
+        raise CommandError(f"--server {server} needs {server}: {install_hint(server)}") from None
     routes = {prefix: SockJSApp(handler, options=options, prefix=prefix) for prefix, handler, options in endpoints}
     metrics_path = getattr(args, "metrics_path", None)
     if not metrics_path:
@@ -158,7 +159,7 @@ def serve_on_asgi_server(
 
         metrics = MetricsApp(routes.values(), path=metrics_path)
     except ImportError:
-        raise CommandError("--metrics-path needs prometheus_client: pip install 'sockjs-server[metrics]'") from None
+        raise CommandError(f"--metrics-path needs prometheus_client: {install_hint('metrics')}") from None
     serve_asgi(routes, args, labels=labels, fallback=metrics, fallback_lines=[("Prometheus metrics", metrics_path)])
 
 

@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_log import AccessLogger
 
 from ..aiohttp.routes import ENDPOINTS
+from ..core.extras import install_hint
 from ..servers.listening import CommandError, listen_error, listening_socket
 
 __all__ = [
@@ -90,9 +91,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-path",
         default=None,
         metavar="PATH",
-        help="serve Prometheus metrics at this URL path, e.g. /metrics (pip install 'sockjs-server[metrics]'); default: off",
+        help="serve Prometheus metrics at this URL path, e.g. /metrics (the metrics extra: bash .ci/venv metrics); default: off",
     )
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install 'sockjs-server[uvloop]')")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (the uvloop extra: bash .ci/venv uvloop)")
 
 
 class JsonFormatter(logging.Formatter):
@@ -182,13 +183,13 @@ def serve(
 
             add_metrics_route(app, metrics_path)
         except ImportError:
-            raise CommandError("--metrics-path needs prometheus_client: pip install 'sockjs-server[metrics]'") from None
+            raise CommandError(f"--metrics-path needs prometheus_client: {install_hint('metrics')}") from None
     loop = None
     if getattr(args, "uvloop", False):
         try:
             uvloop = importlib.import_module("uvloop")
         except ImportError:
-            raise CommandError("--uvloop needs uvloop: pip install 'sockjs-server[uvloop]'") from None
+            raise CommandError(f"--uvloop needs uvloop: {install_hint('uvloop')}") from None
         loop = uvloop.new_event_loop()
     endpoints = _endpoint_lines(app, labels or {})
 

@@ -30,6 +30,7 @@ from granian._granian import ListenerSpec
 from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server as _EmbeddedServer
 
+from ..core.extras import install_hint
 from ..asgi.app import SockJSApp, SockJSRouter
 
 __all__ = ["Server", "run", "serve"]
@@ -171,7 +172,7 @@ def serve(
         try:
             loop_factory = importlib.import_module("uvloop").new_event_loop
         except ImportError:
-            raise CommandError("--uvloop needs uvloop: pip install 'sockjs-server[uvloop]'") from None
+            raise CommandError(f"--uvloop needs uvloop: {install_hint('uvloop')}") from None
 
     def say_where(server: Server) -> None:
         for label, path in [(labels.get(prefix, "SockJS endpoint"), prefix) for prefix in routes] + list(fallback_lines):

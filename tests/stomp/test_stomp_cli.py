@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,44 @@ async def test_declared_virtual_hosts(aiohttp_server: Any, unused_tcp_port_facto
     assert frame.command == "CONNECTED", frame
     frame, _ = await first_frame(port, [*login, ("host", "/")])
     assert frame.body == b"Virtual host '/' access denied"
+
+
+def _stomp_py_connect(port: int, **connection: Any) -> tuple[bool, str | None]:
+    """stomp.py's Connection12 (the README's users section): whether CONNECT succeeded, and the
+    ERROR body if not."""
+    import stomp
+
+    class Errors(stomp.ConnectionListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.bodies: list[str] = []
+            self.done = threading.Event()
+
+        def on_error(self, frame: Any) -> None:
+            self.bodies.append(frame.body)
+            self.done.set()
+
+        def on_connected(self, frame: Any) -> None:
+            self.done.set()
+
+    conn = stomp.Connection12([("127.0.0.1", port)], heartbeats=(0, 0), reconnect_attempts_max=1, **connection)
+    errors = Errors()
+    conn.set_listener("", errors)
+    conn.connect("alice", "wonderland", wait=False)
+    try:
+        assert errors.done.wait(TIMEOUT), "no answer to CONNECT"
+        return conn.is_connected() and not errors.bodies, errors.bodies[0] if errors.bodies else None
+    finally:
+        conn.disconnect()
+
+
+async def test_stomp_py_names_the_address_as_host_unless_given_a_vhost(
+    aiohttp_server: Any, unused_tcp_port_factory: Any, users_file: Path
+) -> None:
+    # stomp.py's STOMP 1.2 connection sends host:<the address it connected to>: the right
+    # password is refused for that virtual host, as by RabbitMQ, until the client names one.
+    port, _ = await start(aiohttp_server, unused_tcp_port_factory, "--users", str(users_file))
+    assert await asyncio.to_thread(_stomp_py_connect, port) == (False, "Virtual host '127.0.0.1' access denied")
+    assert await asyncio.to_thread(_stomp_py_connect, port, vhost="/") == (True, None)
 
 
 async def test_without_users_anyone_connects_with_any_host(aiohttp_server: Any, unused_tcp_port_factory: Any) -> None:
