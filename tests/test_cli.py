@@ -85,6 +85,22 @@ def test_unknown_transport_is_refused() -> None:
         cli.options_from_args(parse("--disable-transport", "carrier-pigeon"))
 
 
+def test_unknown_transport_names_the_valid_ones() -> None:
+    result = run_cli("echo", "--disable-transport", "bogus")
+    assert_one_line_error(result, "--disable-transport", "bogus", "valid: eventsource, htmlfile, jsonp-polling, websocket")
+    assert "[" not in result.stderr and "'" not in result.stderr  # no Python list
+
+
+@pytest.mark.parametrize("origin", ["not a url", "example.com", "https://a.example/path", "https://a.example:port", "*"])
+def test_allowed_origin_that_is_not_an_origin_is_refused(origin: str) -> None:
+    assert_one_line_error(run_cli("echo", "--allowed-origin", origin), "--allowed-origin", repr(origin), "scheme://host[:port]")
+
+
+@pytest.mark.parametrize("origin", ["https://a.example", "http://127.0.0.1:8080", "http://[::1]:8080", "app://local"])
+def test_allowed_origins_are_accepted(origin: str) -> None:
+    assert cli.options_from_args(parse("--allowed-origin", origin)).allowed_origins == frozenset({origin})
+
+
 def test_bad_numbers_are_parser_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         parse("--port", "eighty")

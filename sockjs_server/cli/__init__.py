@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..core.extras import install_hint
-from ..core.options import Options
+from ..core.options import TRANSPORTS, Options
 from ..runtime.session import Handler
 from . import testserver
 from .serving import CommandError, CommandParser, add_run_arguments, port_number, run_command, serve, setup_logging
@@ -73,8 +73,29 @@ def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
 
 
+#: An origin as browsers send it: scheme://host[:port] (a host name, an IPv4 or a bracketed IPv6 address).
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)(:[0-9]{1,5})?")
+
+
+def _check_transports_and_origins(args: argparse.Namespace) -> None:
+    """What Options would refuse in Python's words, said in the command line's."""
+    unknown = sorted(set(args.disable_transport) - TRANSPORTS)
+    if unknown:
+        raise CommandError(
+            f"bad option value: unknown transports in --disable-transport: {', '.join(unknown)} "
+            f"(valid: {', '.join(sorted(TRANSPORTS))})"
+        )
+    for origin in args.allowed_origins or ():
+        if not _ORIGIN.fullmatch(origin):
+            raise CommandError(
+                f"bad option value: --allowed-origin {origin!r} is not an origin: "
+                "scheme://host[:port] as browsers send it, e.g. https://chat.example.com"
+            )
+
+
 def options_from_args(args: argparse.Namespace, **overrides: object) -> Options:
     """Build :class:`Options` from :func:`add_server_arguments`' arguments."""
+    _check_transports_and_origins(args)
     values: dict[str, object] = {
         "heartbeat_delay": args.heartbeat_delay,
         "disconnect_delay": args.disconnect_delay,

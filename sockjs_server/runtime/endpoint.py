@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Collection, Iterator
 
 from multidict import CIMultiDictProxy
@@ -150,8 +151,12 @@ class Endpoint:
 
         Websocket sessions are not addressable by id (sockjs-protocol: "it is
         correct to have two separate sessions sharing the same session_id").
-        Raw websocket sessions carry bytes when the handler's profile says so.
+        Raw websocket sessions carry bytes when the handler's profile says so;
+        their URL names no session, so they get an id of their own (``raw-<hex>``),
+        which their log lines show.
         """
+        if not session_id:
+            session_id = f"raw-{secrets.token_hex(6)}"
         session = Session(
             self,
             session_id,

@@ -159,3 +159,17 @@ async def test_the_websocket_closes_normally_after_disconnect_and_error(harness:
     await client.send_frame("SUBSCRIBE", {"id": "x", "destination": "/topic/b"})
     await client.expect_error("Duplicated subscription identifier")
     assert pipe.close_frame == 1000
+
+
+async def test_raw_websocket_sessions_are_logged_with_an_id(harness, caplog):  # noqa: F811
+    h = await harness()
+    caplog.set_level("INFO", logger="sockjs_server.sessions")
+    ids = []
+    for _ in range(2):
+        client, _pipe = await raw_client(h)
+        await client.connect("1.2")
+        await client.disconnect()
+    for record in caplog.records:
+        if record.name == "sockjs_server.sessions" and "opened" in record.getMessage():
+            ids.append(record.getMessage().split(" session ")[1].split()[0])
+    assert len(ids) == 2 and all(i.startswith("raw-") for i in ids) and ids[0] != ids[1], caplog.text
