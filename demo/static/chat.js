@@ -41,7 +41,19 @@
   var DEFAULT_ROOM = 'lobby';
   var MAX_TEXT = 2000;         // the server's limit, in characters (code points)
   var MAX_OUTBOX = 50;         // sent texts remembered until refused (or forgotten)
+  var MAX_NICK = 24;          // the server's limit, in characters (code points)
   var NICK_RULE = 'A nickname is 1 to 24 characters, not only spaces: letters, digits, punctuation and emoji all work.';
+  // Why a connection closed, in words (sockjs-client's close codes and reasons are for programs).
+  var CLOSE_SENTENCES = {
+    1000: 'the server ended the connection',
+    1001: 'the server is restarting or shutting down',
+    1002: 'the server could not be reached',
+    1006: 'the network connection dropped',
+    1011: 'the server ran into an error',
+    2000: 'no way to reach the server worked',
+    3000: 'the server ended the connection',
+    3001: 'the connection fell too far behind'
+  };
   var ME_STATUS = {
     connecting: 'connecting…',
     connected: 'online',
@@ -77,7 +89,23 @@
 
   function cleanNick(nick) {
     // eslint-disable-next-line no-control-regex
-    return String(nick || '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 24);
+    return String(nick || '').replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  }
+
+  // What is wrong with a (cleaned) nickname, or null: a long one is refused, never cut.
+  function nickProblem(nick) {
+    if (!nick) { return NICK_RULE; }
+    var length = textLength(nick);
+    if (length > MAX_NICK) {
+      return 'This nickname has ' + length + ' characters, ' + (length - MAX_NICK) + ' too many: a nickname is 1 to ' +
+        MAX_NICK + ' characters.';
+    }
+    return null;
+  }
+
+  function closeSentence(event) {
+    var code = event && event.code;
+    return CLOSE_SENTENCES[code] || 'the connection closed';
   }
 
   function store(key, value) {
@@ -166,8 +194,9 @@
     $('welcome-form').addEventListener('submit', function (event) {
       event.preventDefault();
       var nick = cleanNick(nickInput.value);
-      if (!nick) {
-        $('welcome-error').textContent = NICK_RULE;
+      var problem = nickProblem(nick);
+      if (problem) {
+        $('welcome-error').textContent = problem;
         $('welcome-error').hidden = false;
         nickInput.focus();
         return;
@@ -228,6 +257,7 @@
     state.nick = nick;
     document.getElementById('app').dataset.state = 'chat';
     $('me-nick').textContent = nick;
+    $('me-nick').title = nick;  // the whole name where it is clipped
     avatar($('me-avatar'), nick);
     joinRoom(room, true);
 
@@ -286,12 +316,11 @@
       state.rooms.forEach(function (room) { room.subs = []; });
       if (wasConnected || state.everConnected) {
         setStatus('reconnecting', 'Reconnecting…');
-        showBanner('warning', 'Connection lost' + (event && event.reason ? ' (' + event.reason + ')' : '') +
-          '. Reconnecting automatically…', true);
+        showBanner('warning', 'Connection lost: ' + closeSentence(event) + '. Reconnecting automatically…', true);
       } else {
         setStatus('error', 'Cannot connect');
-        showBanner('error', 'Cannot connect over ' + TRANSPORT_LABELS[boot.transport] +
-          (event && event.reason ? ' (' + event.reason + ')' : '') + '. Retrying…', true);
+        showBanner('error', 'Cannot connect over ' + TRANSPORT_LABELS[boot.transport] + ': ' + closeSentence(event) +
+          '. Retrying…', true);
       }
       renderAll();
     };
@@ -694,7 +723,7 @@
       var av = el('span', 'avatar avatar-small');
       avatar(av, member);
       button.appendChild(av);
-      button.appendChild(el('span', 'member-name', member));
+      button.appendChild(el('span', 'member-name', member)).title = member;
       if (isAway) {
         button.appendChild(el('span', 'member-away', 'reconnecting…'));
         button.title = member + ' lost their connection; they stay listed a few seconds in case they come back.';
@@ -743,7 +772,7 @@
       var body = el('div', 'message-body');
       if (!continued) {
         var meta = el('div', 'message-meta');
-        meta.appendChild(el('span', 'message-from', m.from));
+        meta.appendChild(el('span', 'message-from', m.from)).title = m.from;
         if (m.to) { meta.appendChild(el('span', 'message-to', '→ ' + m.to)); }
         meta.appendChild(el('time', 'message-time', timeOf(m.ts)));
         body.appendChild(meta);
@@ -877,8 +906,17 @@
     setupWelcome();
     setupChat();
     if (boot.legacy) { document.getElementById('app').dataset.legacy = 'true'; }
-    if (boot.autostart && cleanNick(boot.nick)) {
-      start(cleanNick(boot.nick), normalizeRoom(boot.room) || DEFAULT_ROOM);
+    var nick = cleanNick(boot.nick);
+    if (boot.autostart && nick) {
+      var problem = nickProblem(nick);
+      if (!problem) {
+        start(nick, normalizeRoom(boot.room) || DEFAULT_ROOM);
+        return;
+      }
+      // Said, not cut: the person picks the shorter name.
+      $('welcome-error').textContent = 'The nickname in the link does not fit. ' + problem;
+      $('welcome-error').hidden = false;
+      $('nick-input').focus();
     }
   }
 

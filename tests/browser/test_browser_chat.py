@@ -223,6 +223,10 @@ def test_reconnects_after_server_restart(browser: Any) -> None:
             server.stop()
             expect(page.locator("#status")).to_have_attribute("data-status", re.compile("reconnecting|error"))
             expect(page.locator("#banner")).to_be_visible()
+            # A sentence, not sockjs-client's close reason.
+            expect(page.locator("#banner-text")).to_have_text(
+                re.compile(r"^(Connection lost|Cannot connect over [\w -]+): (the|no) [a-z ]+\. (Reconnecting automatically|Retrying)…$")
+            )
             # The real state everywhere: no transport in use, no round trip, not "online".
             expect(page.locator("#transport-name")).to_have_text("–")
             expect(page.locator("#rtt")).to_have_text("–")
@@ -378,6 +382,34 @@ def test_private_message_to_someone_offline_keeps_the_text(people: Any) -> None:
         ann.page.screenshot(path=str(ARTIFACTS / "away.png"))
     expect(zed_member).to_have_count(0, timeout=GRACE_MS + 15_000)
     expect(ann.page.locator("#messages .system", has_text="zed-dm left")).to_have_count(1)
+
+
+def test_a_nickname_too_long_in_the_link_is_said_not_cut(browser: Any, demo_server: ServerProcess) -> None:
+    nick = "a" * 25
+    page = ChatPage(browser, demo_server.origin, nick, room="long-nick")
+    try:
+        expect(page.page.locator("#welcome-error")).to_have_text(
+            "The nickname in the link does not fit. This nickname has 25 characters, 1 too many: a nickname is 1 to 24 characters."
+        )
+        expect(page.page.locator("#app")).to_have_attribute("data-state", "welcome")
+        expect(page.page.locator("#nick-input")).to_have_value(nick)  # as given, for the person to shorten
+    finally:
+        page.close()
+
+
+def test_long_names_are_clipped_with_an_ellipsis(people: Any) -> None:
+    wide = "W" * 24
+    ann = people(wide, room="wide", viewport={"width": 900, "height": 700})
+    ann.connected()
+    ann.say("hello")
+    ann.sees_message(wide, "hello")
+    clipped = "e => { const s = getComputedStyle(e); return [s.textOverflow, s.whiteSpace, s.overflowX, e.scrollWidth > e.clientWidth] }"
+    for selector, overflows in (("#me-nick", None), ("#messages .message-from", True), ("#member-list .member-name", None)):
+        name = ann.page.locator(selector).first
+        expect(name).to_have_text(wide)
+        expect(name).to_have_attribute("title", wide)
+        style = name.evaluate(clipped)
+        assert style[:3] == ["ellipsis", "nowrap", "hidden"] and overflows in (None, style[3]), (selector, style)
 
 
 def test_over_long_input_says_so(people: Any) -> None:
