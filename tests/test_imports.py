@@ -104,8 +104,10 @@ def import_graph() -> dict[str, set[str]]:
     """Which package modules each module imports, read from the source.
 
     Every import statement counts, wherever it stands: at the top, inside a
-    function (a lazy import only hides a cycle) or under ``TYPE_CHECKING``.
-    A module's parent packages, which Python imports implicitly, do not.
+    function (a lazy import only hides a cycle) or under ``TYPE_CHECKING``,
+    and so do ``__import__(name)`` and ``importlib.import_module(name)`` calls
+    (an f-string name counts as every module it can name). A module's parent
+    packages, which Python imports implicitly, do not.
     """
     modules = _module_files()
     graph: dict[str, set[str]] = {}
@@ -125,9 +127,29 @@ def import_graph() -> dict[str, set[str]]:
                     imported.add(target)
                 # ``from . import routes`` imports the module ``routes``.
                 imported.update(f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in modules)
+            elif isinstance(node, ast.Call) and node.args and _is_dynamic_import(node.func):
+                imported.update(_named_modules(node.args[0], modules))
         imported.discard(name)
         graph[name] = imported
     return graph
+
+
+def _is_dynamic_import(func: ast.expr) -> bool:
+    """``__import__``, ``import_module`` or ``importlib.import_module``."""
+    if isinstance(func, ast.Name):
+        return func.id in ("__import__", "import_module")
+    return isinstance(func, ast.Attribute) and func.attr == "import_module"
+
+
+def _named_modules(name: ast.expr, modules: dict[str, tuple[Path, bool]]) -> set[str]:
+    """The package modules a dynamic import's name may be: a constant names one, an f-string
+    every module that starts with its constant beginning."""
+    if isinstance(name, ast.Constant) and isinstance(name.value, str):
+        return {name.value} if name.value in modules else set()
+    if isinstance(name, ast.JoinedStr) and name.values and isinstance(name.values[0], ast.Constant):
+        prefix = str(name.values[0].value)
+        return {module for module in modules if module.startswith(prefix) and module != prefix}
+    return set()
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -176,6 +198,22 @@ def test_the_import_graph_sees_every_kind_of_import() -> None:
     assert "sockjs_server.runtime.endpoint" in graph["sockjs_server.aiohttp.routes"]  # from .endpoint import ...
     assert "sockjs_server.core.static" in graph["sockjs_server.aiohttp.routes"]  # from . import static
     assert "sockjs_server" in graph["sockjs_server.stomp.cli"]  # from sockjs_server import ..., in a function
+    # importlib.import_module(f"sockjs_server.servers.{server}"): every server it may name.
+    assert "sockjs_server.servers.uvicorn" in graph["sockjs_server.cli"]
+    probe = ast.parse("__import__('sockjs_server.demo'); importlib.import_module('sockjs_server.stomp.cli')")
+    calls = [node for node in ast.walk(probe) if isinstance(node, ast.Call) and _is_dynamic_import(node.func)]
+    assert set().union(*(_named_modules(c.args[0], _module_files()) for c in calls)) == {"sockjs_server.demo", "sockjs_server.stomp.cli"}
+
+
+def test_the_command_line_names_no_plug_in() -> None:
+    # STOMP and the demo declare their subcommands (pyproject.toml's entry points); the command
+    # line imports neither, by statement or by name.
+    graph = import_graph()
+    assert not {m for m in graph["sockjs_server.cli"] if m.startswith(("sockjs_server.stomp", "sockjs_server.demo"))}
+    from sockjs_server.cli import COMMANDS, _register_plugins
+
+    _register_plugins()
+    assert {"stomp", "demo", "echo", "testserver"} <= set(COMMANDS)
 
 
 def test_no_import_cycles() -> None:

@@ -239,21 +239,24 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
 }
 
 
-def _register_optional() -> None:
-    """Subcommands that live in optional parts of the package."""
-    for module_name in ("sockjs_server.stomp.cli", "sockjs_server.demo"):
+#: The entry-point group where parts of the package (STOMP, the demo) and other packages
+#: declare subcommands (pyproject.toml): the command line names none of them itself.
+COMMAND_GROUP = "sockjs_server.commands"
+
+
+def _register_plugins() -> None:
+    """The subcommands declared in :data:`COMMAND_GROUP`, each loaded only when the command runs."""
+    for entry in importlib.metadata.entry_points(group=COMMAND_GROUP):
         try:
-            module = __import__(module_name, fromlist=["COMMAND"])
+            command = entry.load()
         except ImportError:
-            continue
-        command = getattr(module, "COMMAND", None)
-        if command is not None:
-            name, help_text, configure, run = command
-            COMMANDS.setdefault(name, (help_text, configure, run))
+            continue  # a plug-in whose own dependencies are missing
+        name, help_text, configure, run = command
+        COMMANDS.setdefault(name, (help_text, configure, run))
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_optional()
+    _register_plugins()
     parser = CommandParser(prog="sockjs-server", description="SockJS-compatible real-time server.")
     parser.add_argument("--version", action="version", version=f"sockjs-server {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -74,10 +74,10 @@ def test_prefix_validation():
 
 
 async def test_stomp_subcommand_app(aiohttp_server, unused_tcp_port_factory):
-    from sockjs_server.cli import COMMANDS, _register_optional
+    from sockjs_server.cli import COMMANDS, _register_plugins
     from sockjs_server.stomp.cli import build_app, configure
 
-    _register_optional()
+    _register_plugins()
     assert "stomp" in COMMANDS
     parser = argparse.ArgumentParser()
     configure(parser)
