@@ -20,6 +20,7 @@ from aiohttp import web
 from .aiohttp.routes import ENDPOINTS
 from .core.extras import install_hint
 from .runtime.endpoint import Endpoint
+from .runtime.stats import HANDLER_FIGURES
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -32,11 +33,13 @@ METRICS_EXTRA = install_hint("metrics")
 
 
 def endpoint_stats(endpoint: Endpoint) -> dict[str, Any]:
-    """:meth:`Endpoint.stats`, plus ``stomp`` (:meth:`StompServer.stats`) when its handler is a STOMP server."""
+    """:meth:`Endpoint.stats`, plus the figures its handler keeps of its own under the key its
+    part of the package registered (``stomp``: :meth:`StompServer.stats`)."""
     figures: dict[str, Any] = endpoint.stats()
-    handler_stats = _stomp_stats(endpoint.handler)
-    if handler_stats is not None:
-        figures["stomp"] = handler_stats
+    for key, (read, _build) in HANDLER_FIGURES.items():
+        handler_figures = read(endpoint.handler)
+        if handler_figures is not None:
+            figures[key] = handler_figures
     return figures
 
 
@@ -57,14 +60,6 @@ def stats(app: Source) -> dict[str, dict[str, Any]]:
     """Every endpoint of ``app`` (an aiohttp application, or ASGI ``SockJSApp`` objects), by
     prefix: counters and current gauges as plain data."""
     return {endpoint.prefix: endpoint_stats(endpoint) for endpoint in _endpoints(app)}
-
-
-def _stomp_stats(handler: object) -> dict[str, Any] | None:
-    try:
-        from .stomp.server import StompServer
-    except ImportError:  # pragma: no cover - the STOMP layer is part of the package
-        return None
-    return handler.stats() if isinstance(handler, StompServer) else None
 
 
 def _import_prometheus() -> Any:
@@ -122,20 +117,7 @@ def _families(figures: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
         ["limit"],
     )
     errors = counter("sockjs_request_errors", "Error answers (HTTP status >= 400), by status.", ["status"])
-    s_conn = gauge("sockjs_stomp_connections", "Open STOMP connections by transport.", ["transport"])
-    s_opened = counter("sockjs_stomp_connections_opened", "STOMP connections accepted.")
-    s_subs = gauge("sockjs_stomp_subscriptions", "Live STOMP subscriptions.")
-    s_frames = counter("sockjs_stomp_frames_in", "Client STOMP frames carried out, by command.", ["command"])
-    s_msgs = counter("sockjs_stomp_messages_out", "MESSAGE frames queued for clients.")
-    s_errors = counter("sockjs_stomp_errors", "ERROR frames sent, by message.", ["message"])
-    s_slow = counter("sockjs_stomp_slow_consumer_closes", "STOMP clients closed as slow consumers.")
-    depth = gauge("sockjs_stomp_broker_queue_depth", "Messages waiting in a broker queue.", ["queue"])
-    state = gauge("sockjs_stomp_broker_state", "The broker relay's state (1 for the current one).", ["state"])
-    reconnects = counter("sockjs_stomp_broker_reconnections", "Reconnections of the relay's shared connections.")
     families: list[Metric] = [open_, opened, closed, msg_in, bytes_in, msg_out, bytes_out, queued, high, slow, errors]
-    stomp_families: list[Metric] = [s_conn, s_opened, s_subs, s_frames, s_msgs, s_errors, s_slow, depth, state, reconnects]
-    broker_gauges: dict[str, GaugeMetricFamily] = {}
-    any_stomp = False
     for prefix, fig in figures.items():
         e = [prefix]
         for transport, n in sorted(fig["sessions_open"].items()):
@@ -154,56 +136,11 @@ def _families(figures: Mapping[str, Mapping[str, Any]]) -> list[Metric]:
             slow.add_metric([*e, limit], n)
         for status, n in sorted(fig["request_errors"].items()):
             errors.add_metric([*e, str(status)], n)
-        stomp = fig.get("stomp")
-        if stomp is None:
-            continue
-        any_stomp = True
-        for transport, n in sorted(stomp["connections"].items()):
-            s_conn.add_metric([*e, transport], n)
-        s_opened.add_metric(e, stomp["connections_opened"])
-        s_subs.add_metric(e, stomp["subscriptions"])
-        for command, n in sorted(stomp["frames_in"].items()):
-            s_frames.add_metric([*e, command], n)
-        s_msgs.add_metric(e, stomp["messages_out"])
-        for message, n in sorted(stomp["errors"].items()):
-            s_errors.add_metric([*e, message], n)
-        s_slow.add_metric(e, stomp["slow_consumer_closes"])
-        # The broker's own stats(): whatever it reports. Queue depths per queue, the
-        # relay's state and reconnections by name, any other number as a gauge
-        # (a relay that adds e.g. "unconfirmed_frames" shows up without a change here).
-        for key, value in sorted(stomp["broker"].items()):
-            if key == "queues" and isinstance(value, Mapping):
-                for queue, n in sorted(value.items()):
-                    depth.add_metric([*e, str(queue)], n)
-            elif key == "state" and isinstance(value, str):
-                for name in _relay_states(value):
-                    state.add_metric([*e, name], 1 if name == value else 0)
-            elif key == "reconnects" and isinstance(value, int):
-                reconnects.add_metric(e, value)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                family = broker_gauges.get(key)
-                if family is None:
-                    family = broker_gauges[key] = gauge(
-                        f"sockjs_stomp_broker_{_metric_word(key)}", f"The broker's {key.replace('_', ' ')}."
-                    )
-                family.add_metric(e, value)
-    if any_stomp:
-        families += stomp_families
-        families += broker_gauges.values()
+    for key, (_read, build) in HANDLER_FIGURES.items():
+        rows = [([prefix], fig[key]) for prefix, fig in figures.items() if key in fig]
+        if rows and build is not None:
+            families += build(rows, gauge, counter)
     return families
-
-
-def _relay_states(current: str) -> list[str]:
-    try:
-        from .stomp.relay import RelayState
-    except ImportError:  # pragma: no cover
-        return [current]
-    names = [state.value for state in RelayState]
-    return names if current in names else [*names, current]
-
-
-def _metric_word(key: str) -> str:
-    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in key.lower())
 
 
 def add_metrics_route(

@@ -252,7 +252,7 @@ MAY_IMPORT = {
     "asgi": {"core", "runtime", "asgi"},
     "stomp": {"core", "runtime", "stomp"},
     "servers": {"core", "runtime", "asgi", "servers"},
-    "metrics": {"core", "runtime", "aiohttp", "asgi", "stomp", "metrics"},
+    "metrics": {"core", "runtime", "aiohttp", "asgi", "metrics"},  # STOMP registers its figures (runtime.stats)
     "api": {"core", "runtime", "aiohttp", "asgi", "stomp", "servers", "metrics", "api"},
     "cli": {"core", "runtime", "aiohttp", "asgi", "stomp", "servers", "metrics", "api", "cli"},
     "app": {"core", "runtime", "aiohttp", "asgi", "stomp", "servers", "metrics", "api", "cli", "app"},

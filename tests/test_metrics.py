@@ -326,7 +326,8 @@ async def test_a_send_timeout_counts_as_a_slow_consumer_close(serve: Serve) -> N
 
 
 def test_error_messages_are_bounded() -> None:
-    from sockjs_server.runtime.stats import MAX_ERROR_MESSAGES, StompCounters
+    from sockjs_server.runtime.stats import MAX_ERROR_MESSAGES
+    from sockjs_server.stomp.stats import StompCounters
 
     counters = StompCounters()
     for n in range(MAX_ERROR_MESSAGES + 50):

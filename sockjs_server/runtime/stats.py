@@ -1,4 +1,5 @@
-"""Plain counters for operations: what endpoints and STOMP servers count as they run.
+"""Plain counters for operations: what endpoints count as they run, and a registry where
+parts with counters of their own (STOMP) say how to read and report them.
 
 The hot path only adds to slotted ``int`` fields (or, for rare events such as
 a session closing or an error answer, to a small dict keyed by a code it
@@ -10,7 +11,10 @@ turns all of it into ``stats()`` dicts and Prometheus text.
 
 from __future__ import annotations
 
-__all__ = ["EndpointCounters", "StompCounters", "MAX_ERROR_MESSAGES"]
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+__all__ = ["EndpointCounters", "MAX_ERROR_MESSAGES", "HANDLER_FIGURES", "register_handler_figures"]
 
 MAX_ERROR_MESSAGES = 100
 """Distinct ERROR messages counted one by one; later new ones count as ``(other)``."""
@@ -73,29 +77,21 @@ class EndpointCounters:
         errors[status] = errors.get(status, 0) + 1
 
 
-class StompCounters:
-    """Totals of one STOMP server since it was created."""
+# --- figures of handlers that count for themselves (STOMP registers its own) ----------------
 
-    __slots__ = ("connections_opened", "frames_in", "messages_out", "errors", "slow_consumer_closes")
+Figures = Mapping[str, Any]
+#: ``read(handler)``: the handler's figures, or None when it is not of the kind.
+ReadFigures = Callable[[object], Union[Figures, None]]
+#: ``build(rows, gauge, counter)``: Prometheus metric families from ``rows``, one
+#: (endpoint label values, figures) per endpoint; ``gauge(name, doc, labels)`` and
+#: ``counter(...)`` make families labelled with ``endpoint`` first.
+BuildFamilies = Callable[[list[tuple[list[str], Figures]], Callable[..., Any], Callable[..., Any]], list[Any]]
 
-    def __init__(self) -> None:
-        #: Client connections accepted (every transport, TCP included).
-        self.connections_opened = 0
-        #: Client frames carried out, by command (CONNECT, SEND, SUBSCRIBE, ...).
-        self.frames_in: dict[str, int] = {}
-        #: MESSAGE frames queued for clients.
-        self.messages_out = 0
-        #: ERROR frames sent, by their ``message`` header.
-        self.errors: dict[str, int] = {}
-        #: Connections closed because the client fell more than ``max_pending_bytes`` behind.
-        self.slow_consumer_closes = 0
+HANDLER_FIGURES: dict[str, tuple[ReadFigures, Union[BuildFamilies, None]]] = {}
+"""Key in an endpoint's stats -> how to read it from a handler and turn it into metrics."""
 
-    def frame(self, command: str) -> None:
-        frames = self.frames_in
-        frames[command] = frames.get(command, 0) + 1
 
-    def error(self, message: str) -> None:
-        errors = self.errors
-        if message not in errors and len(errors) >= MAX_ERROR_MESSAGES:
-            message = "(other)"  # handlers and brokers choose messages: keep the label set bounded
-        errors[message] = errors.get(message, 0) + 1
+def register_handler_figures(key: str, read: ReadFigures, families: BuildFamilies | None = None) -> None:
+    """Called by a part of the package whose session handlers keep figures of their own (STOMP),
+    so that :mod:`sockjs_server.metrics` reports them under ``key`` without knowing that part."""
+    HANDLER_FIGURES[key] = (read, families)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 from sockjs_server.core.options import WebsocketProfile
 from sockjs_server.core.state import CLOSE_REASONS, CloseCode
 from sockjs_server.runtime.session import SessionClosed
-from sockjs_server.runtime.stats import StompCounters
+from sockjs_server.runtime.stats import register_handler_figures
 
 from .auth import Authenticator, Authorizer, ConnectInfo, ConnectionInfo, Principal
 from .broker import Broker, BrokerClient, Message
@@ -62,6 +62,7 @@ from .errors import AccessDenied, ProtocolError, StompError, frame_error
 from .frames import AckMode, Command, Version
 from .handlers import AppHandlers, AppMessage, Handler, Reply, encode_body
 from .memory import MemoryBroker
+from .stats import StompCounters, stomp_families
 from .presence import Presence, PresenceHook
 from .registry import PresenceEvent
 
@@ -1083,3 +1084,10 @@ class StompServer:
         if not sep or not name or not ("/" + rest).startswith(("/queue/", "/topic/")):
             raise frame_error("Unknown destination", f"user destinations look like {prefix}<user>/queue/<name>")
         return name, "/" + rest
+
+
+def _stomp_figures(handler: object) -> Mapping[str, object] | None:
+    return handler.stats() if isinstance(handler, StompServer) else None
+
+
+register_handler_figures("stomp", _stomp_figures, stomp_families)
