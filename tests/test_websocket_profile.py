@@ -187,7 +187,7 @@ async def test_oversized_binary_message_closes_with_1009(aiohttp_client: Any) ->
     await ws.send_bytes(b"x" * 101)
     msg = await bounded(ws.receive())
     assert msg.type is aiohttp.WSMsgType.CLOSE
-    assert ws.close_code == 1009
+    assert msg.data == 1009
 
 
 async def test_text_api_refuses_bytes(aiohttp_client: Any) -> None:
@@ -228,7 +228,7 @@ async def test_binary_is_refused_without_the_profile(aiohttp_client: Any) -> Non
     await ws.send_bytes(b"x")
     msg = await bounded(ws.receive())
     assert msg.type is aiohttp.WSMsgType.CLOSE
-    assert ws.close_code == 1003
+    assert msg.data == 1003
 
 
 async def test_framed_sessions_stay_text_only(aiohttp_client: Any) -> None:
