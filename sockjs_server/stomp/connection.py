@@ -76,6 +76,11 @@ class StompOptions:
     #: Outbound bytes queued for one client before it counts as a slow
     #: consumer and is disconnected with ERROR.
     max_pending_bytes: int = 4 * MiB
+    #: A TCP client whose unsent bytes stay above the pacing mark (a quarter of
+    #: ``max_pending_bytes``, at most 256 KiB) this many seconds without any
+    #: going out is a slow consumer. While it still takes bytes, publishers wait
+    #: for it instead: one that reads is never closed for a burst.
+    slow_consumer_timeout: float = 10.0
     #: Shortest heart-beat interval granted, seconds. The server honours the
     #: rates a client asks for, as RabbitMQ does, rounded down to a multiple of
     #: this and never below it (RabbitMQ counts whole seconds).
@@ -110,6 +115,8 @@ class StompOptions:
             raise ValueError("StompOptions.heartbeat_tolerance must be at least 1")
         if self.connect_timeout <= 0:
             raise ValueError("StompOptions.connect_timeout must be positive")
+        if not self.slow_consumer_timeout > 0:
+            raise ValueError("StompOptions.slow_consumer_timeout must be positive")
 
 
 class State(enum.Enum):

@@ -17,8 +17,10 @@ paced by its SockJS subscribers: once a delivery leaves one above its
 high-water mark, the publisher's next frame waits until that subscriber's
 client took its queue, so a subscriber that reads is never dropped for a
 burst; one that takes nothing is closed by its session after the SockJS
-``send_timeout``. A client whose unsent bytes still exceed the hard limit
-(``max_pending_bytes``) gets ERROR and is closed.
+``send_timeout``. TCP subscribers pace publishers the same way; one that
+takes nothing for ``slow_consumer_timeout`` gets ERROR and is closed. A
+client whose unsent bytes still exceed the hard limit (``max_pending_bytes``)
+gets ERROR and is closed.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ ConnectionHook = Callable[[ConnectionInfo], Union[None, Awaitable[None]]]
 _APP_ACK_PREFIX = "app@@"
 #: Seconds a closing TCP connection may take to flush before it is aborted.
 _CLOSE_GRACE = 5.0
+#: Unsent bytes of a TCP client above which a publisher waits for it (or max_pending_bytes / 4).
+_TCP_HIGH_WATER = 256 * 1024
+#: Seconds between two looks at whether a TCP client a publisher waits for took bytes.
+_PROGRESS_STEP = 0.05
 
 
 def _unknown_app_destination(what: str, destination: str) -> StompError:
@@ -129,8 +135,9 @@ class _Link(Protocol):
 
     def close(self) -> None: ...
 
-    async def drain(self) -> None:
-        """Wait while more than ``high_water`` bytes are pending and the client is taking them."""
+    async def drain(self) -> bool:
+        """Wait while more than ``high_water`` bytes are pending and the client is taking them;
+        ``False``: it took nothing for too long (a slow consumer, to be closed by the caller)."""
         ...
 
 
@@ -177,23 +184,28 @@ class _SessionLink:
         else:
             self.session.close_nowait()
 
-    async def drain(self) -> None:
+    async def drain(self) -> bool:
+        # A session that takes nothing closes itself after the SockJS send_timeout.
         if self.high_water is not None:
             await self.session.drain(self.high_water)
+        return True
 
 
 class _StreamLink:
-    """A TCP stream."""
+    """A TCP stream. A publisher waits while this client's unsent bytes are above
+    ``high_water`` and it keeps taking them; ``stuck_after`` seconds without a byte
+    taken make it a slow consumer."""
 
     name = "tcp"
     text = False
     capacity: int | None = None
-    high_water: int | None = None  # TCP clients keep the max_pending_bytes rule alone
     batches = False  # each write is a send() on the socket
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, options: StompOptions) -> None:
         self.reader = reader
         self.writer = writer
+        self.high_water: int | None = min(_TCP_HIGH_WATER, options.max_pending_bytes // 4)
+        self.stuck_after = options.slow_consumer_timeout
 
     def write(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -202,8 +214,22 @@ class _StreamLink:
     def pending(self) -> int:
         return self.writer.transport.get_write_buffer_size()
 
-    async def drain(self) -> None:
-        return None
+    async def drain(self) -> bool:
+        high_water = self.high_water
+        assert high_water is not None
+        transport = self.writer.transport
+        loop = asyncio.get_running_loop()
+        last = transport.get_write_buffer_size()
+        deadline = loop.time() + self.stuck_after
+        while last > high_water and not transport.is_closing():
+            # Progress is looked at in short steps: any byte taken restarts the clock.
+            await asyncio.sleep(min(_PROGRESS_STEP, max(deadline - loop.time(), 0.0)))
+            now = transport.get_write_buffer_size()
+            if now < last:
+                last, deadline = now, loop.time() + self.stuck_after
+            elif loop.time() >= deadline:
+                return False
+        return True
 
     def close(self) -> None:
         if self.writer.is_closing():
@@ -305,9 +331,7 @@ class _Peer:
         if capacity is not None and capacity < limit:
             limit = capacity
         if self._unflushed + size + self.link.pending() > limit:
-            self.log.warning("slow consumer: more than %d bytes pending, disconnecting", limit)
-            self.counters.slow_consumer_closes += 1
-            self.fail(ProtocolError("Slow consumer", f"the client fell more than {limit} bytes behind"))
+            self.slow(f"the client fell more than {limit} bytes behind")
             return
         self._unflushed += size
         self.conn.send_data(data, self.loop.time())
@@ -315,6 +339,14 @@ class _Peer:
         high_water = self.link.high_water
         if high_water is not None and self._unflushed + self.link.pending() >= high_water:
             self.server._congested[self] = None
+
+    def slow(self, detail: str) -> None:
+        """Close as a slow consumer (``detail``: how it fell behind)."""
+        if self.conn.state is State.CLOSED:
+            return
+        self.log.warning("slow consumer: %s, disconnecting", detail)
+        self.counters.slow_consumer_closes += 1
+        self.fail(ProtocolError("Slow consumer", detail))
 
     def _flush_soon(self) -> None:
         """Hand what is queued to the link: at once to a link that batches a loop turn's writes
@@ -868,7 +900,7 @@ class StompServer:
                     return
                 yield data
 
-        await _Peer(self, _StreamLink(reader, writer), info).serve(chunks())
+        await _Peer(self, _StreamLink(reader, writer, self.options), info).serve(chunks())
 
     # --- server-side API -----------------------------------------------------
 
@@ -961,7 +993,9 @@ class StompServer:
             del self._congested[peer]
             if peer._dirty:
                 peer.flush()
-            await peer.link.drain()
+            if not await peer.link.drain():
+                stuck = self.options.slow_consumer_timeout
+                peer.slow(f"the client took none of its {peer.link.pending()} unsent bytes in {stuck:g} s")
 
     def _flush_later(self, peer: _Peer) -> None:
         self._dirty.append(peer)

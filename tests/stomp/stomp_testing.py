@@ -207,7 +207,8 @@ class WebSocketPipe(_SockJSPipe):
     @classmethod
     async def open(cls, http: aiohttp.ClientSession, base: str) -> WebSocketPipe:
         self = cls(http, base)
-        self.ws = await http.ws_connect(f"{self.base}/websocket")
+        # No client-side message limit: the server's limits are what the tests look at.
+        self.ws = await http.ws_connect(f"{self.base}/websocket", max_msg_size=0)
         self.task = asyncio.create_task(self._pump())
         await asyncio.wait_for(self.opened.wait(), TIMEOUT)
         return self

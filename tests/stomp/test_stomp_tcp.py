@@ -95,7 +95,7 @@ async def test_connect_timeout(harness):
 
 async def test_slow_consumer_is_disconnected_without_slowing_others(harness):
     broker = MemoryBroker()
-    stomp = StompServer(broker, options=StompOptions(max_pending_bytes=64 * 1024, max_frame_size=32 * 1024))
+    stomp = StompServer(broker, options=StompOptions(max_pending_bytes=64 * 1024, max_frame_size=32 * 1024, slow_consumer_timeout=1.0))
     h = await harness("tcp", stomp=stomp)
     # A client with a tiny receive buffer that stops reading after subscribing.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
