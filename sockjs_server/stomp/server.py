@@ -986,16 +986,20 @@ class StompServer:
 
     async def _relieve(self) -> None:
         """Back-pressure on a publisher: flush the subscribers its deliveries left behind and
-        wait while each one's client takes its queue (one that is not reading is closed by its
-        SockJS session after ``send_timeout``, which ends the wait)."""
+        wait while their clients take their queues (one that is not reading is closed by its
+        SockJS session after ``send_timeout``, a TCP one after ``slow_consumer_timeout``)."""
         while self._congested:
-            peer = next(iter(self._congested))
-            del self._congested[peer]
-            if peer._dirty:
-                peer.flush()
-            if not await peer.link.drain():
-                stuck = self.options.slow_consumer_timeout
-                peer.slow(f"the client took none of its {peer.link.pending()} unsent bytes in {stuck:g} s")
+            # All at once: several subscribers that take nothing cost one timeout, not one each.
+            peers = list(self._congested)
+            self._congested.clear()
+            for peer in peers:
+                if peer._dirty:
+                    peer.flush()
+            taken = await asyncio.gather(*(peer.link.drain() for peer in peers))
+            stuck = self.options.slow_consumer_timeout
+            for peer, ok in zip(peers, taken):
+                if not ok:
+                    peer.slow(f"the client took none of its {peer.link.pending()} unsent bytes in {stuck:g} s")
 
     def _flush_later(self, peer: _Peer) -> None:
         self._dirty.append(peer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,6 +123,25 @@ class ClientParser:
 
 
 # --- transports ------------------------------------------------------------
+
+
+async def raw_subscriber(port: int, destination: str, *, rcvbuf: int, sub_id: str = "s") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw TCP STOMP client with a small receive buffer, connected and subscribed
+    (CONNECTED and RECEIPT read), that reads only when the test does."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=max(rcvbuf, 4096))
+    writer.write(encode_frame("CONNECT", {"accept-version": "1.2"}, escape_headers=False))
+    writer.write(encode_frame("SUBSCRIBE", {"destination": destination, "id": sub_id, "receipt": "r"}))
+    await writer.drain()
+    parser = ClientParser()
+    frames: list[ClientFrame] = []
+    while len(frames) < 2:
+        frames += parser.feed(await asyncio.wait_for(reader.read(4096), TIMEOUT))
+    assert [f.command for f in frames] == ["CONNECTED", "RECEIPT"]
+    return reader, writer
 
 
 class Pipe:

@@ -4,10 +4,9 @@ delivers both: slowness is judged by no bytes taken over time, not by one burst.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
-from stomp_testing import TIMEOUT, ClientParser, encode_frame, harness  # noqa: F401
+from stomp_testing import TIMEOUT, encode_frame, harness, raw_subscriber  # noqa: F401
 
 from sockjs_server import Options
 from sockjs_server.stomp import MemoryBroker, StompOptions, StompServer
@@ -32,30 +31,13 @@ async def test_two_near_limit_frames_back_to_back_reach_a_reading_subscriber(har
     assert len(stomp.connections) == 2
 
 
-async def _raw_subscriber(port: int, destination: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
-    writer.write(encode_frame("CONNECT", {"accept-version": "1.2"}, escape_headers=False))
-    writer.write(encode_frame("SUBSCRIBE", {"destination": destination, "id": "s", "receipt": "r"}))
-    await writer.drain()
-    parser = ClientParser()
-    frames = []
-    while len(frames) < 2:
-        frames += parser.feed(await asyncio.wait_for(reader.read(65536), TIMEOUT))
-    assert [f.command for f in frames] == ["CONNECTED", "RECEIPT"]
-    return reader, writer
-
-
 async def test_a_tcp_subscriber_that_starts_reading_late_gets_a_burst_of_large_frames(harness):
     # The subscriber takes nothing while the publisher's two large SENDs arrive: the first
     # fills its socket, the second waits for it (the publisher is paced), and once it
     # reads it gets both, where a rule on bytes pending alone would close it at once.
     stomp = StompServer(MemoryBroker(), options=StompOptions(max_frame_size=FRAME, max_pending_bytes=FRAME))
     h = await harness("tcp", stomp=stomp)
-    reader, writer = await _raw_subscriber(h.port, "/topic/late")
+    reader, writer = await raw_subscriber(h.port, "/topic/late", rcvbuf=64 * 1024)
     publisher = await h.connected()
     body = b"l" * BODY
     # In a task: the server stops reading the publisher while it waits for the subscriber.
@@ -75,7 +57,7 @@ async def test_a_tcp_subscriber_that_starts_reading_late_gets_a_burst_of_large_f
 async def test_a_tcp_subscriber_that_takes_nothing_is_closed_after_the_timeout_and_the_publisher_goes_on(harness):
     stomp = StompServer(MemoryBroker(), options=StompOptions(max_frame_size=FRAME, max_pending_bytes=FRAME, slow_consumer_timeout=0.5))
     h = await harness("tcp", stomp=stomp)
-    reader, writer = await _raw_subscriber(h.port, "/topic/stuck")
+    reader, writer = await raw_subscriber(h.port, "/topic/stuck", rcvbuf=64 * 1024)
     publisher = await h.connected()
     body = b"s" * BODY
     frames = b"".join(encode_frame("SEND", {"destination": "/topic/stuck", "seq": str(i)}, body) for i in range(2))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
-from stomp_testing import TIMEOUT, ClientParser, encode_frame, harness  # noqa: F401
+from stomp_testing import TIMEOUT, ClientParser, encode_frame, harness, raw_subscriber  # noqa: F401
 
 from sockjs_server.stomp import MemoryBroker, StompOptions, StompServer
 
@@ -98,19 +97,7 @@ async def test_slow_consumer_is_disconnected_without_slowing_others(harness):
     stomp = StompServer(broker, options=StompOptions(max_pending_bytes=64 * 1024, max_frame_size=32 * 1024, slow_consumer_timeout=1.0))
     h = await harness("tcp", stomp=stomp)
     # A client with a tiny receive buffer that stops reading after subscribing.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", h.port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-    writer.write(encode_frame("CONNECT", {"accept-version": "1.2"}, escape_headers=False))
-    writer.write(encode_frame("SUBSCRIBE", {"destination": "/topic/flood", "id": "slow", "receipt": "r"}))
-    await writer.drain()
-    parser = ClientParser()
-    frames = []
-    while len(frames) < 2:
-        frames += parser.feed(await asyncio.wait_for(reader.read(4096), TIMEOUT))
-    assert [f.command for f in frames] == ["CONNECTED", "RECEIPT"]
+    reader, writer = await raw_subscriber(h.port, "/topic/flood", rcvbuf=4096, sub_id="slow")
     fast = await h.connected()
     await fast.subscribe("/topic/flood", "fast")
     pub = await h.connected()
